@@ -1,0 +1,86 @@
+// `volmerge merge`: the operator's command; prints a plan, a progress bar and the verified result, or one JSON object.
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+import { asVolmergeError, VolmergeError } from '../errors.js';
+import { configureLog, log, LOG_LEVELS, type LogLevel } from '../log.js';
+import type { MergePlan } from '../merge/plan.js';
+import { ProgressBar } from './progress-bar.js';
+import { describePlan } from './format.js';
+
+/** Options of `volmerge merge`. */
+export interface MergeArgs {
+  top: string;
+  base: string;
+  dryRun: boolean;
+  json: boolean;
+  logLevel: LogLevel;
+  leafRoom: number;
+}
+
+/** Declares the options of `volmerge merge`. */
+export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
+  return yargs
+    .option('top', { type: 'string', demandOption: true, describe: 'The volume to merge down: a qcow2 file, block device or LV (/dev/VG/LV)' })
+    .option('base', { type: 'string', demandOption: true, describe: "top's backing volume, which receives top's data and bitmaps" })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'Inspect and print the plan; change nothing' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print exactly one JSON object on stdout (status, plan, error)' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'warn' as LogLevel, describe: 'Logs go to stderr' })
+    .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV' })
+    .check((args) => {
+      if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
+      const leafRoom = args['leaf-room'];
+      if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
+      return true;
+    })
+    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --dry-run', 'Show what a merge of two LVs would do')
+    .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout') as unknown as Argv<MergeArgs>;
+}
+
+/** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
+export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise<number> {
+  configureLog(args.logLevel);
+  const { mergeChain } = await import('../merge/pipeline.js');
+  const { planSummary } = await import('../merge/plan.js');
+  const bar = new ProgressBar();
+  let plan: MergePlan | undefined;
+  const started = Date.now();
+  try {
+    const outcome = await mergeChain({
+      top: args.top,
+      base: args.base,
+      dryRun: args.dryRun,
+      leafRoom: args.leafRoom,
+      onPlan: (p) => {
+        plan = p;
+        if (!args.json) console.log(describePlan(p));
+      },
+      onStep: (step) => log.info(`step: ${step}`),
+      onProgress: (percent) => bar.update(percent, 'commit'),
+    });
+    bar.finish();
+    if (args.json) {
+      console.log(JSON.stringify({ status: outcome.status, plan: planSummary(outcome.plan), elapsedMs: Date.now() - started }));
+    } else if (outcome.status === 'planned') {
+      console.log('dry run: nothing was changed');
+    } else {
+      console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
+    }
+    return 0;
+  } catch (thrown) {
+    bar.finish();
+    const error = asVolmergeError(thrown);
+    if (error.code === 'internal') log.debug(thrown instanceof Error ? (thrown.stack ?? '') : String(thrown));
+    if (error.details.stderr) log.debug(`command output: ${error.details.stderr.trim()}`);
+    if (args.json) {
+      console.log(
+        JSON.stringify({
+          status: 'failed',
+          plan: plan ? planSummary(plan) : null,
+          error: { code: error.code, message: error.message },
+          elapsedMs: Date.now() - started,
+        }),
+      );
+    }
+    console.error(`volmerge: ${error.message}`);
+    return error instanceof VolmergeError && error.code === 'usage' ? 2 : 1;
+  }
+}

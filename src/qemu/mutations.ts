@@ -1,0 +1,69 @@
+// qemu-img mutations: bitmap add/remove/merge and commit; stderr is searched for the failures that exit 0 hides.
+import { VolmergeError } from '../errors.js';
+import { failIfExited, runQemuImg } from './qemu-img.js';
+import { findBitmapWriteFailure } from './stderr-failures.js';
+import { ProgressParser } from './progress.js';
+import type { CommandResult } from '../exec/run.js';
+
+/** Throws 'bitmap-write-failed' when qemu-img reported a lost bitmap or a full device, whatever its exit code. */
+export function failOnSilentBitmapLoss(result: CommandResult, volume: string, action: string): void {
+  const line = findBitmapWriteFailure(result.stderr);
+  if (line === undefined) return;
+  throw new VolmergeError(
+    'bitmap-write-failed',
+    `${volume}: qemu-img ${action} could not write bitmaps (exit ${result.exitCode}): ${line.replace(/^qemu-img:\s*/, '')}; ` +
+      'the volume is probably too small: extend it, then run the merge again',
+    { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
+  );
+}
+
+/** Removes one bitmap; one that is already gone counts as removed. */
+export async function removeBitmap(image: string, name: string): Promise<void> {
+  const result = await runQemuImg(['bitmap', '--remove', '-f', 'qcow2', image, name]);
+  failOnSilentBitmapLoss(result, image, `bitmap --remove ${name}`);
+  if (result.exitCode !== 0 && /not found/i.test(result.stderr)) return;
+  failIfExited(result, image, `bitmap --remove ${name}`);
+}
+
+/** What to do to one bitmap of base in the bitmaps-back step. */
+export interface BitmapCopy {
+  name: string;
+  /** Create it in base first, with this granularity. */
+  addWithGranularity?: number;
+  /** Enable it (a base bitmap that was disabled). */
+  enable?: boolean;
+}
+
+/** Adds (when asked) and merges top's bitmap NAME into base's bitmap NAME, in one qemu-img run. */
+export async function copyBitmap(base: string, top: string, copy: BitmapCopy): Promise<void> {
+  const args = ['bitmap', '-f', 'qcow2'];
+  if (copy.addWithGranularity !== undefined) args.push('--add', '-g', String(copy.addWithGranularity));
+  if (copy.enable) args.push('--enable');
+  args.push('--merge', copy.name, '-F', 'qcow2', '-b', top, base, copy.name);
+  const action = `bitmap ${copy.addWithGranularity !== undefined ? '--add ' : ''}--merge ${copy.name}`;
+  const result = await runQemuImg(args);
+  failOnSilentBitmapLoss(result, base, action);
+  failIfExited(result, base, action);
+}
+
+/** Options of a commit. */
+export interface CommitOptions {
+  onProgress?: (percent: number) => void;
+  signal?: AbortSignal;
+  /** Rate limit in bytes per second (tests slow the commit down with it). */
+  rateLimit?: number;
+}
+
+/** `qemu-img commit -p -t none -b BASE TOP`: writes top's data into base; top is kept (-b implies -d). */
+export async function commit(top: string, base: string, options: CommitOptions = {}): Promise<void> {
+  const args = ['commit', '-p', '-t', 'none', '-f', 'qcow2', '-b', base];
+  if (options.rateLimit) args.push('-r', String(options.rateLimit));
+  args.push(top);
+  const parser = options.onProgress ? new ProgressParser(options.onProgress) : undefined;
+  const result = await runQemuImg(args, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(parser ? { onStdout: (chunk: string) => parser.push(chunk) } : {}),
+  });
+  failOnSilentBitmapLoss(result, base, 'commit');
+  failIfExited(result, top, 'commit');
+}

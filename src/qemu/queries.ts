@@ -1,0 +1,58 @@
+// qemu-img queries: info, measure, check; every JSON is schema-checked before it is believed.
+import { parseAgainst } from '../schema.js';
+import { VolmergeError } from '../errors.js';
+import { failIfExited, runQemuImg } from './qemu-img.js';
+import type { CheckInfo, ImageInfo, MeasureInfo } from './types.js';
+
+/** The qemu block driver that opens a volume: 'file' for regular files, 'host_device' for block devices. */
+export type ProtocolDriver = 'file' | 'host_device';
+
+/** qemu-img info of one qcow2 image. */
+export async function readInfo(path: string): Promise<ImageInfo> {
+  const result = await runQemuImg(['info', '--output', 'json', '-f', 'qcow2', path]);
+  failIfExited(result, path, 'info');
+  return parseAgainst<ImageInfo>('qemu-img-info.schema.json', result.stdout, `qemu-img info ${path}`);
+}
+
+/** qemu-img info --backing-chain of a qcow2 image: the image first, then each backing file. */
+export async function readChain(path: string): Promise<ImageInfo[]> {
+  const result = await runQemuImg(['info', '--output', 'json', '--backing-chain', '-f', 'qcow2', path]);
+  failIfExited(result, path, 'info --backing-chain');
+  return parseAgainst<ImageInfo[]>('qemu-img-info-chain.schema.json', result.stdout, `qemu-img info --backing-chain ${path}`);
+}
+
+/** The json: filename that opens top over base with nothing behind base. */
+export function subchainFilename(top: string, topDriver: ProtocolDriver, base: string, baseDriver: ProtocolDriver): string {
+  const spec = {
+    driver: 'qcow2',
+    file: { driver: topDriver, filename: top },
+    backing: { driver: 'qcow2', file: { driver: baseDriver, filename: base }, backing: null },
+  };
+  return `json:${JSON.stringify(spec)}`;
+}
+
+/** qemu-img measure of the sub-chain top -> base as one qcow2: what base must hold after the commit. */
+export async function measureSubchain(
+  top: string,
+  topDriver: ProtocolDriver,
+  base: string,
+  baseDriver: ProtocolDriver,
+): Promise<MeasureInfo> {
+  const result = await runQemuImg(['measure', '--output', 'json', '-O', 'qcow2', subchainFilename(top, topDriver, base, baseDriver)]);
+  failIfExited(result, top, 'measure');
+  return parseAgainst<MeasureInfo>('qemu-img-measure.schema.json', result.stdout, `qemu-img measure ${top}`);
+}
+
+/** qemu-img check; exit 0 (clean) and 3 (leaked clusters only) are accepted, corruption is an error. */
+export async function checkImage(path: string): Promise<CheckInfo> {
+  const result = await runQemuImg(['check', '--output', 'json', '-f', 'qcow2', path]);
+  if (result.exitCode === 2) {
+    throw new VolmergeError('verify-failed', `${path}: qemu-img check found corruption; do not use this volume before repairing it`, {
+      argv: result.argv,
+      exitCode: 2,
+      stderr: result.stderr,
+    });
+  }
+  if (result.exitCode !== 3) failIfExited(result, path, 'check');
+  return parseAgainst<CheckInfo>('qemu-img-check.schema.json', result.stdout, `qemu-img check ${path}`);
+}

@@ -1,0 +1,105 @@
+// LVM through its commands: read one LV with lvs (JSON, bytes), extend it, tag it. A failed lvs never means "gone".
+import { run, type CommandResult } from '../exec/run.js';
+import { VolmergeError } from '../errors.js';
+import { parseAgainst } from '../schema.js';
+
+/** What volmerge knows of one LV and its VG. */
+export interface LvFacts {
+  vg: string;
+  name: string;
+  sizeBytes: number;
+  extentSize: number;
+  vgFree: number;
+  tags: string[];
+  lockType: string;
+}
+
+interface LvsReport {
+  report: { lv: Array<Record<string, string>> }[];
+}
+
+const LVS_FIELDS = 'lv_name,vg_name,lv_size,lv_tags,vg_extent_size,vg_free,lv_path,vg_lock_type';
+
+/** The lvm binary prefix; VOLMERGE_LVM_BIN_DIR points at another folder (tests put failing wrappers there). */
+function lvmCommand(name: string): string {
+  const dir = process.env.VOLMERGE_LVM_BIN_DIR;
+  return dir ? `${dir}/${name}` : name;
+}
+
+async function runLvm(argv: string[]): Promise<CommandResult> {
+  try {
+    return await run([lvmCommand(argv[0] ?? ''), ...argv.slice(1)], { env: { LVM_SUPPRESS_FD_WARNINGS: '1' } });
+  } catch (error) {
+    throw new VolmergeError('lvm-failed', `cannot run ${argv[0]}: ${(error as Error).message}; install lvm2`);
+  }
+}
+
+/** Tells a missing LV, a missing VG and a failed command apart from lvs' stderr and exit code. */
+export function classifyLvsFailure(stderr: string): 'lv-missing' | 'vg-missing' | 'lvm-failed' {
+  if (/Volume group "[^"]*" not found|Volume group .* not found/i.test(stderr)) return 'vg-missing';
+  if (/Failed to find logical volume|logical volume .* not found/i.test(stderr)) return 'lv-missing';
+  return 'lvm-failed';
+}
+
+/** Parses one row of the lvs report into LvFacts. */
+export function lvFactsFromRow(row: Record<string, string>): LvFacts {
+  return {
+    vg: row.vg_name ?? '',
+    name: row.lv_name ?? '',
+    sizeBytes: Number(row.lv_size),
+    extentSize: Number(row.vg_extent_size),
+    vgFree: Number(row.vg_free),
+    tags: row.lv_tags ? row.lv_tags.split(',').filter((t) => t.length > 0) : [],
+    lockType: row.vg_lock_type ?? '',
+  };
+}
+
+/** Reads one LV; 'lv-missing' / 'vg-missing' only when lvs itself succeeded in saying so, 'lvm-failed' otherwise. */
+export async function readLv(vg: string, lv: string): Promise<LvFacts> {
+  const result = await runLvm(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', LVS_FIELDS, `${vg}/${lv}`]);
+  if (result.exitCode !== 0) {
+    const code = classifyLvsFailure(result.stderr);
+    const what =
+      code === 'vg-missing'
+        ? `volume group ${vg} does not exist`
+        : code === 'lv-missing'
+          ? `logical volume ${vg}/${lv} does not exist`
+          : `lvs failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}; the LV's state is unknown, nothing was changed`;
+    throw new VolmergeError(code, `${vg}/${lv}: ${what}`, { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr });
+  }
+  const report = parseAgainst<LvsReport>('lvs.schema.json', result.stdout, `lvs ${vg}/${lv}`);
+  const row = report.report[0]?.lv[0];
+  if (!row) throw new VolmergeError('lv-missing', `${vg}/${lv}: lvs succeeded but lists no such logical volume`);
+  return lvFactsFromRow(row);
+}
+
+/** Extends an LV to at least `bytes` (a multiple of the extent size); does nothing when it is already that big. */
+export async function extendLv(vg: string, lv: string, bytes: number): Promise<LvFacts> {
+  const before = await readLv(vg, lv);
+  if (before.sizeBytes >= bytes) return before;
+  const result = await runLvm(['lvextend', '--size', `${bytes}b`, `${vg}/${lv}`]);
+  const after = await readLv(vg, lv);
+  if (after.sizeBytes >= bytes) return after;
+  throw new VolmergeError(
+    'extend-failed',
+    `${vg}/${lv}: lvextend to ${bytes} bytes failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}`,
+    { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
+  );
+}
+
+/** Adds and removes LV tags in one lvchange; adding a tag that is there (or removing one that is not) is fine. */
+export async function changeLvTags(vg: string, lv: string, add: string[], remove: string[]): Promise<void> {
+  if (add.length === 0 && remove.length === 0) return;
+  const argv = ['lvchange'];
+  for (const tag of add) argv.push('--addtag', tag);
+  for (const tag of remove) argv.push('--deltag', tag);
+  argv.push(`${vg}/${lv}`);
+  const result = await runLvm(argv);
+  if (result.exitCode !== 0) {
+    throw new VolmergeError('lvm-failed', `${vg}/${lv}: lvchange of tags failed (exit ${result.exitCode}): ${result.stderr.trim()}`, {
+      argv: result.argv,
+      exitCode: result.exitCode,
+      stderr: result.stderr,
+    });
+  }
+}

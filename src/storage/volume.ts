@@ -1,0 +1,68 @@
+// Finds what kind of volume a path is (file, LV, fixed block device) and how big it is.
+import { realpath, stat, statfs } from 'node:fs/promises';
+import { VolmergeError } from '../errors.js';
+import type { ProtocolDriver } from '../qemu/queries.js';
+import { splitDmName } from './dm-name.js';
+import { readLv, type LvFacts } from './lvm.js';
+import { isLvmUuid, readBlockDevice } from './sysfs.js';
+
+/** The three kinds of volume: a file grows by itself, an LV is extended, a plain block device cannot grow. */
+export type VolumeKind = 'file' | 'lv' | 'block';
+
+/** A resolved volume. */
+export interface Volume {
+  kind: VolumeKind;
+  /** The path as the user gave it. */
+  path: string;
+  /** The path with every symlink resolved. */
+  realPath: string;
+  /** The qemu protocol driver that opens it. */
+  driver: ProtocolDriver;
+  /** Current size in bytes: the file's length, or the device's size. */
+  sizeBytes: number;
+  /** st_dev:st_ino for files, st_rdev for devices: the identity that locks are keyed by. */
+  identity: string;
+  /** Free bytes on the file system that holds a file. */
+  fsFreeBytes?: number;
+  /** The LV and its VG. */
+  lv?: LvFacts;
+}
+
+/** Resolves a path ("/dev/VG/LV" works) into a Volume; 'not-found' when nothing is there. */
+export async function resolveVolume(path: string, role: string): Promise<Volume> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    throw new VolmergeError('not-found', `${role} ${path}: no such file or device`);
+  }
+  const facts = await stat(real);
+  if (facts.isFile()) {
+    const fs = await statfs(real);
+    return {
+      kind: 'file',
+      path,
+      realPath: real,
+      driver: 'file',
+      sizeBytes: facts.size,
+      identity: `file:${facts.dev}:${facts.ino}`,
+      fsFreeBytes: fs.bavail * fs.bsize,
+    };
+  }
+  if (!facts.isBlockDevice()) throw new VolmergeError('not-qcow2', `${role} ${path}: neither a regular file nor a block device`);
+  const device = await readBlockDevice(facts.rdev);
+  const base = { path, realPath: real, driver: 'host_device' as const, sizeBytes: device.sizeBytes };
+  if (isLvmUuid(device.dmUuid) && device.dmName) {
+    const names = splitDmName(device.dmName);
+    if (names) {
+      const lv = await readLv(names.vg, names.lv);
+      return { ...base, kind: 'lv', sizeBytes: lv.sizeBytes, identity: `lv:${lv.vg}/${lv.name}`, lv };
+    }
+  }
+  return { ...base, kind: 'block', identity: `block:${device.major}:${device.minor}` };
+}
+
+/** A short name for messages: "VG/LV" for an LV, the path otherwise. */
+export function describeVolume(volume: Volume): string {
+  return volume.lv ? `${volume.lv.vg}/${volume.lv.name} (${volume.path})` : volume.path;
+}
