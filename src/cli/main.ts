@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { mergeBuilder, mergeHandler, type MergeArgs } from './merge-command.js';
+// Further commands (agent, jobs, call, status) register below, each in a file of its own.
 
 const EXIT_USAGE = 2;
 

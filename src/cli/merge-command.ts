@@ -5,6 +5,7 @@ import { configureLog, log, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { MergePlan } from '../merge/plan.js';
 import { ProgressBar } from './progress-bar.js';
 import { describePlan } from './format.js';
+import { defaultStateDir } from '../config.js';
 
 /** Options of `volmerge merge`. */
 export interface MergeArgs {
@@ -38,13 +39,15 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
 /** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
 export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise<number> {
   configureLog(args.logLevel);
-  const { mergeChain } = await import('../merge/pipeline.js');
+  const { runMergeJob } = await import('../jobs/merge-job.js');
   const { planSummary } = await import('../merge/plan.js');
   const bar = new ProgressBar();
   let plan: MergePlan | undefined;
   const started = Date.now();
   try {
-    const outcome = await mergeChain({
+    const outcome = await runMergeJob({
+      jobId: `cli-${process.pid}-${Date.now()}`,
+      stateDir: defaultStateDir(),
       top: args.top,
       base: args.base,
       dryRun: args.dryRun,
