@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import { decideBitmaps } from '../../src/merge/bitmap-sets.js';
+import { VolmergeError } from '../../src/errors.js';
+import type { BitmapInfo } from '../../src/qemu/types.js';
+
+const bm = (name: string, flags: string[] = ['auto'], granularity = 65536): BitmapInfo => ({ name, flags, granularity });
+
+describe('decideBitmaps', () => {
+  it('prunes base bitmaps that top lacks, adds top-only ones, merges every valid top bitmap', () => {
+    const decision = decideBitmaps(
+      [bm('shared'), bm('toponly', ['auto'], 131072)],
+      [bm('stale1'), bm('shared'), bm('stale2', ['in-use', 'auto'])],
+      'top',
+      'base',
+    );
+    expect(decision.prune).to.deep.equal(['stale1', 'stale2']);
+    expect(decision.add).to.deep.equal([{ name: 'toponly', granularity: 131072 }]);
+    expect(decision.merge).to.deep.equal(['shared', 'toponly']);
+    expect(decision.skipped).to.deep.equal([]);
+  });
+
+  it('neither copies nor fails on a disabled top bitmap, and prunes its namesake in base', () => {
+    const decision = decideBitmaps([bm('off', []), bm('on')], [bm('off')], 'top', 'base');
+    expect(decision.skipped).to.deep.equal(['off']);
+    expect(decision.merge).to.deep.equal(['on']);
+    expect(decision.prune).to.deep.equal(['off']);
+  });
+
+  it('enables a base bitmap that top also has when it is disabled in base', () => {
+    const decision = decideBitmaps([bm('b')], [bm('b', [])], 'top', 'base');
+    expect(decision.enable).to.deep.equal(['b']);
+    expect(decision.add).to.deep.equal([]);
+  });
+
+  it('refuses an in-use bitmap in top, naming it and the volume', () => {
+    expect(() => decideBitmaps([bm('broken', ['in-use', 'auto'])], [], '/v/top', '/v/base'))
+      .to.throw(VolmergeError, /top \/v\/top: bitmap broken is in-use/)
+      .with.property('code', 'bitmap-in-use');
+  });
+
+  it('refuses an in-use base bitmap whose name top also has', () => {
+    expect(() => decideBitmaps([bm('shared')], [bm('shared', ['in-use', 'auto'])], 'top', '/v/base'))
+      .to.throw(VolmergeError, /base \/v\/base: bitmap shared is in-use/)
+      .with.property('code', 'bitmap-in-use');
+  });
+
+  it('prunes, rather than refuses, an in-use base bitmap that top does not have', () => {
+    expect(decideBitmaps([], [bm('old', ['in-use'])], 'top', 'base').prune).to.deep.equal(['old']);
+  });
+});
