@@ -23,6 +23,11 @@ export type ErrorCode =
   | 'generation-mismatch'
   | 'locked-by-other-host'
   | 'needs-attention'
+  | 'job-exists'
+  | 'no-such-job'
+  | 'job-not-active'
+  | 'job-not-finished'
+  | 'unsupported'
   | 'internal';
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */
