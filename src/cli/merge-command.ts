@@ -3,7 +3,7 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { configureLog, log, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { MergePlan } from '../merge/plan.js';
-import { ProgressBar } from './progress-bar.js';
+import { ProgressBar, ProgressLog } from './progress-bar.js';
 import { describePlan } from './format.js';
 import { defaultStateDir } from '../config.js';
 
@@ -42,6 +42,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
   const { runMergeJob } = await import('../jobs/merge-job.js');
   const { planSummary } = await import('../merge/plan.js');
   const bar = new ProgressBar();
+  const progressLog = new ProgressLog((percent) => log.info(`commit: ${percent}%`));
   let plan: MergePlan | undefined;
   const started = Date.now();
   try {
@@ -57,7 +58,10 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
         if (!args.json) console.log(describePlan(p));
       },
       onStep: (step) => log.info(`step: ${step}`),
-      onProgress: (percent) => bar.update(percent, 'commit'),
+      onProgress: (percent) => {
+        bar.update(percent, 'commit');
+        if (!bar.enabled) progressLog.report(percent);
+      },
     });
     bar.finish();
     if (args.json) {

@@ -34,3 +34,17 @@ export function renderBar(percent: number, width: number): string {
   const filled = Math.round((Math.min(100, Math.max(0, percent)) / 100) * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
 }
+
+/** Reports progress in steps of 10% (for logs, when there is no terminal to draw a bar on). */
+export class ProgressLog {
+  private lastStep = -1;
+  constructor(private readonly report10: (percent: number) => void) {}
+
+  /** Reports when progress crossed the next multiple of 10. */
+  report(percent: number): void {
+    const stepReached = Math.floor(percent / 10) * 10;
+    if (stepReached <= this.lastStep) return;
+    this.lastStep = stepReached;
+    this.report10(stepReached);
+  }
+}
