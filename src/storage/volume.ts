@@ -34,7 +34,7 @@ export async function resolveVolume(path: string, role: string): Promise<Volume>
   try {
     real = await realpath(path);
   } catch {
-    throw new VolmergeError('not-found', `${role} ${path}: no such file or device`);
+    throw await explainMissingPath(path, role);
   }
   const facts = await stat(real);
   if (facts.isFile()) {
@@ -60,6 +60,32 @@ export async function resolveVolume(path: string, role: string): Promise<Volume>
     }
   }
   return { ...base, kind: 'block', identity: `block:${device.major}:${device.minor}` };
+}
+
+/** The error for a path that does not exist; for /dev/VG/LV, lvs tells a missing LV, a missing VG and an inactive LV apart. */
+async function explainMissingPath(path: string, role: string): Promise<VolmergeError> {
+  const names = lvNamesOfDevPath(path);
+  if (!names) return new VolmergeError('not-found', `${role} ${path}: no such file or device`);
+  try {
+    await readLv(names.vg, names.lv);
+  } catch (error) {
+    if (error instanceof VolmergeError) {
+      const cause = error.message.replace(`${names.vg}/${names.lv}: `, '');
+      return new VolmergeError(error.code, `${role} ${path}: ${cause}`, error.details);
+    }
+    throw error;
+  }
+  return new VolmergeError('not-found', `${role} ${path}: LV ${names.vg}/${names.lv} exists but is not active here; activate it (lvchange -ay ${names.vg}/${names.lv})`);
+}
+
+/** VG and LV of a path of the form /dev/VG/LV (not /dev/mapper, /dev/disk and other udev folders). */
+export function lvNamesOfDevPath(path: string): { vg: string; lv: string } | undefined {
+  const match = /^\/dev\/([^/]+)\/([^/]+)$/.exec(path);
+  if (!match || !match[1] || !match[2]) return undefined;
+  if (['mapper', 'disk', 'block', 'char', 'bus', 'fd', 'input', 'net', 'pts', 'shm', 'snd', 'cpu', 'dri', 'hugepages', 'mqueue', 'vfio'].includes(match[1])) {
+    return undefined;
+  }
+  return { vg: match[1], lv: match[2] };
 }
 
 /** A short name for messages: "VG/LV" for an LV, the path otherwise. */

@@ -31,3 +31,13 @@ describe('LVM parsing', () => {
     expect(isLvmUuid(undefined)).to.equal(false);
   });
 });
+
+describe('/dev/VG/LV paths', () => {
+  it('reads VG and LV names from /dev/VG/LV but not from udev folders', async () => {
+    const { lvNamesOfDevPath } = await import('../../src/storage/volume.js');
+    expect(lvNamesOfDevPath('/dev/storage/base')).to.deep.equal({ vg: 'storage', lv: 'base' });
+    expect(lvNamesOfDevPath('/dev/mapper/storage-base')).to.equal(undefined);
+    expect(lvNamesOfDevPath('/dev/loop0')).to.equal(undefined);
+    expect(lvNamesOfDevPath('/tmp/a/b')).to.equal(undefined);
+  });
+});
