@@ -3,6 +3,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { mergeBuilder, mergeHandler, type MergeArgs } from './merge-command.js';
+import { agentBuilder, agentHandler, type AgentArgs } from './agent-command.js';
+import { jobsBuilder, jobsHandler, type JobsArgs } from './jobs-command.js';
+import { callBuilder, callHandler, type CallArgs } from './call-command.js';
 // Further commands (agent, jobs, call, status) register below, each in a file of its own.
 
 const EXIT_USAGE = 2;
@@ -21,6 +24,15 @@ async function main(argv: string[]): Promise<void> {
         exitCode = await mergeHandler(args);
       },
     )
+    .command<AgentArgs>('agent', 'Run the host agent: merge jobs over JSON-RPC 2.0 on a unix socket (TCP with a token)', agentBuilder, async (args) => {
+      exitCode = await agentHandler(args);
+    })
+    .command<JobsArgs>('jobs', "List the agent's jobs with their progress", jobsBuilder, async (args) => {
+      exitCode = await jobsHandler(args);
+    })
+    .command<CallArgs>('call <method> [params]', 'Send one JSON-RPC request to the agent and print its result', callBuilder, async (args) => {
+      exitCode = await callHandler(args);
+    })
     .demandCommand(1, 'Name a command; see volmerge --help')
     .strict()
     .help()

@@ -1,0 +1,97 @@
+// Turns vdsm's subchain_info (sd_id, img_id, top_id, base_id) into volume paths on a file domain or a block domain.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VolmergeError } from '../errors.js';
+import type { GenerationHolder } from '../storage/generation.js';
+import type { LvFacts } from '../storage/lvm.js';
+
+/** vdsm's subchain_info, as SDM.merge receives it (ids already checked by the schema). */
+export interface SubchainInfo {
+  sd_id: string;
+  img_id: string;
+  top_id: string;
+  base_id: string;
+  base_generation?: number;
+}
+
+/** Where the two volumes of a subchain are, and where base's generation is kept. */
+export interface ResolvedSubchain {
+  domain: 'file' | 'block';
+  top: string;
+  base: string;
+  generation: GenerationHolder;
+}
+
+/** What resolution needs from the host: the file-domain root and a way to read an LV (lvm.readLv). */
+export interface AddressContext {
+  /** Root of the file domains (<root>/<sd_id>/images/<img_id>/<vol_id>); undefined when the agent serves none. */
+  fileDomains?: string;
+  readLv: (vg: string, lv: string) => Promise<LvFacts>;
+}
+
+/** vdsm's prefix of the tag that names an LV's image. */
+export const IMAGE_TAG_PREFIX = 'IU_';
+
+/** Last line of defence behind the schema: an id is a single path component of safe characters. */
+export function assertSafeId(name: string, value: string): void {
+  if (!/^[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}$/.test(value)) {
+    throw new VolmergeError('usage', `${name} "${value.slice(0, 64)}" is not a valid id (a UUID, or an LVM name without "/" or a leading "." or "-")`);
+  }
+}
+
+/** Whether sd_id names a file domain under the file-domain root (a folder <root>/<sd_id>/images). */
+async function isFileDomain(context: AddressContext, sdId: string): Promise<boolean> {
+  if (!context.fileDomains) return false;
+  try {
+    return (await stat(join(context.fileDomains, sdId, 'images'))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The file-domain paths of a subchain: <root>/<sd_id>/images/<img_id>/<vol_id>; both volumes must exist. */
+export async function resolveFileSubchain(root: string, info: SubchainInfo): Promise<ResolvedSubchain> {
+  const imageDir = join(root, info.sd_id, 'images', info.img_id);
+  const paths = { top: join(imageDir, info.top_id), base: join(imageDir, info.base_id) };
+  for (const role of ['top', 'base'] as const) {
+    try {
+      if (!(await stat(paths[role])).isFile()) throw new Error('not a regular file');
+    } catch (error) {
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (error as Error).message;
+      throw new VolmergeError('not-found', `${role} volume ${info[`${role}_id`]} of image ${info.img_id} on domain ${info.sd_id}: ${paths[role]} ${why}`);
+    }
+  }
+  return { domain: 'file', ...paths, generation: { kind: 'file', path: paths.base } };
+}
+
+/** Checks vdsm's IU_<img_id> tag of an LV: an LV tagged with another image is refused; an LV without one is accepted. */
+export function assertLvInImage(lv: LvFacts, imgId: string, role: string): void {
+  const imageTags = lv.tags.filter((t) => t.startsWith(IMAGE_TAG_PREFIX));
+  if (imageTags.length === 0 || imageTags.includes(`${IMAGE_TAG_PREFIX}${imgId}`)) return;
+  throw new VolmergeError(
+    'bad-chain',
+    `${role} volume ${lv.vg}/${lv.name} belongs to image ${imageTags.map((t) => t.slice(IMAGE_TAG_PREFIX.length)).join(', ')}, not ${imgId}; check img_id`,
+  );
+}
+
+/** The block-domain paths of a subchain: VG sd_id, LVs top_id and base_id, both of image img_id (the LVM suite calls this). */
+export async function resolveBlockSubchain(info: SubchainInfo, readLv: AddressContext['readLv']): Promise<ResolvedSubchain> {
+  const top = await readLv(info.sd_id, info.top_id);
+  const base = await readLv(info.sd_id, info.base_id);
+  assertLvInImage(top, info.img_id, 'top');
+  assertLvInImage(base, info.img_id, 'base');
+  return {
+    domain: 'block',
+    top: `/dev/${info.sd_id}/${info.top_id}`,
+    base: `/dev/${info.sd_id}/${info.base_id}`,
+    generation: { kind: 'lv', vg: info.sd_id, lv: info.base_id },
+  };
+}
+
+/** Resolves a subchain on whichever domain sd_id names: a file domain when <root>/<sd_id>/images exists, a VG otherwise. */
+export async function resolveSubchain(info: SubchainInfo, context: AddressContext): Promise<ResolvedSubchain> {
+  for (const key of ['sd_id', 'img_id', 'top_id', 'base_id'] as const) assertSafeId(key, info[key]);
+  if (info.top_id === info.base_id) throw new VolmergeError('bad-chain', `top_id and base_id are both ${info.top_id}; base must be the volume below top`);
+  if (context.fileDomains && (await isFileDomain(context, info.sd_id))) return resolveFileSubchain(context.fileDomains, info);
+  return resolveBlockSubchain(info, context.readLv);
+}

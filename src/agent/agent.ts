@@ -1,0 +1,97 @@
+// The host agent: a job table, its JSON-RPC methods and the listeners, started together and stopped cleanly.
+import { mkdir } from 'node:fs/promises';
+import { log } from '../log.js';
+import { JobRegistry } from '../jobs/registry.js';
+import { readLv } from '../storage/lvm.js';
+import { agentMethods } from './methods.js';
+import { handleBody } from './rpc.js';
+import { serve } from './server.js';
+
+/** How to run the agent (the CLI's options, parsed). */
+export interface AgentOptions {
+  socketPath: string;
+  stateDir: string;
+  fileDomains?: string;
+  maxJobs: number;
+  jobTtlSeconds: number;
+  stopTimeoutSeconds: number;
+  tcp?: { host: string; port: number; token: string };
+  maxBodyBytes?: number;
+  /** Test-only commit rate limit (VOLMERGE_TEST_COMMIT_RATE). */
+  commitRateLimit?: number;
+  version: string;
+}
+
+/** A running agent. */
+export interface RunningAgent {
+  tcpAddress?: { host: string; port: number };
+  /** Stops listening, lets running merges finish (up to the stop timeout, then interrupts them), and resolves when all is quiet. */
+  stop(reason: string): Promise<void>;
+  /** Resolves once the agent has stopped. */
+  stopped: Promise<void>;
+}
+
+/** Starts the agent and resolves once it serves. */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  const registry = new JobRegistry({
+    maxJobs: options.maxJobs,
+    finishedTtlMs: options.jobTtlSeconds * 1000,
+    onTransition: (job) =>
+      log.info(`job ${job.id} ${job.status}`, {
+        job: job.id,
+        status: job.status,
+        ...(job.step ? { step: job.step } : {}),
+        ...(job.error ? { error: job.error } : {}),
+      }),
+  });
+
+  // RECOVERY HOOK (issue 5, crash safety): once src/jobs/recovery.ts exports the start-up recovery, call it here, before
+  // serving, so that merges interrupted by a crash resume as jobs of this table, e.g.
+  //   const { recoverJobs } = await import('../jobs/recovery.js');
+  //   await recoverJobs({ stateDir: options.stateDir, registry });
+  // TODO(issue 5): wire recoverJobs here; until then the agent starts with an empty job table.
+
+  const methods = agentMethods({
+    registry,
+    stateDir: options.stateDir,
+    version: options.version,
+    readLv,
+    ...(options.fileDomains ? { fileDomains: options.fileDomains } : {}),
+    ...(options.commitRateLimit ? { commitRateLimit: options.commitRateLimit } : {}),
+  });
+  const listeners = await serve({
+    socketPath: options.socketPath,
+    ...(options.tcp ? { tcp: options.tcp } : {}),
+    ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    handle: (body) => handleBody(body, methods),
+  });
+  if (options.commitRateLimit) log.warn(`TEST-ONLY setting: every commit is slowed to ${options.commitRateLimit} bytes/s (VOLMERGE_TEST_COMMIT_RATE)`);
+  log.info('agent serving', {
+    socket: options.socketPath,
+    ...(listeners.tcpAddress ? { tcp: `${listeners.tcpAddress.host}:${listeners.tcpAddress.port}` } : {}),
+    stateDir: options.stateDir,
+    fileDomains: options.fileDomains ?? null,
+    maxJobs: options.maxJobs,
+    version: options.version,
+  });
+
+  let resolveStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info(`agent stopping (${reason}): no new requests; running merges get ${options.stopTimeoutSeconds} s to finish`);
+      const closing = listeners.close();
+      const interrupted = await registry.stop(options.stopTimeoutSeconds * 1000);
+      for (const job of interrupted) log.warn(`job ${job.id} interrupted by the agent stopping: ${job.status}`, { job: job.id, status: job.status, step: job.step ?? null });
+      await closing;
+      log.info('agent stopped');
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { ...(listeners.tcpAddress ? { tcpAddress: listeners.tcpAddress } : {}), stop, stopped };
+}

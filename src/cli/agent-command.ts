@@ -1,0 +1,84 @@
+// `volmerge agent`: runs the host agent (JSON-RPC 2.0 over HTTP on a unix socket) until SIGTERM.
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+import { defaultStateDir } from '../config.js';
+import { DEFAULT_JOB_TTL_SECONDS, DEFAULT_MAX_JOBS, DEFAULT_STOP_TIMEOUT_SECONDS, defaultSocketPath } from '../agent/defaults.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
+
+/** Options of `volmerge agent`. */
+export interface AgentArgs {
+  socket: string;
+  stateDir: string;
+  fileDomains?: string;
+  maxJobs: number;
+  listen?: string;
+  tokenFile?: string;
+  jobTtl: number;
+  stopTimeout: number;
+  logLevel: LogLevel;
+}
+
+function wholeNumber(value: unknown, name: string, minimum: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) throw new Error(`${name} must be a whole number, ${minimum} or more`);
+}
+
+/** Declares the options of `volmerge agent`. */
+export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
+  return yargs
+    .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'Unix socket to serve on (created with mode 0600)' })
+    .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder for journals, locks and bitmap backups' })
+    .option('file-domains', { type: 'string', describe: 'Root of the file storage domains: <DIR>/<sd_id>/images/<img_id>/<vol_id>' })
+    .option('max-jobs', { type: 'number', default: DEFAULT_MAX_JOBS, describe: 'Merges that run at once; the others wait as pending' })
+    .option('listen', { type: 'string', describe: 'Also serve on TCP HOST:PORT (needs --token-file)' })
+    .option('token-file', { type: 'string', describe: 'File holding the bearer token that every TCP request must send' })
+    .option('job-ttl', { type: 'number', default: DEFAULT_JOB_TTL_SECONDS, describe: 'Seconds after which finished jobs are forgotten' })
+    .option('stop-timeout', { type: 'number', default: DEFAULT_STOP_TIMEOUT_SECONDS, describe: 'On SIGTERM, seconds that running merges get to finish before they are interrupted' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'Logs go to stderr as JSON lines' })
+    .check((args) => {
+      if (!args.socket) throw new Error('--socket must not be empty');
+      if (!args['state-dir']) throw new Error('--state-dir must not be empty');
+      wholeNumber(args['max-jobs'], '--max-jobs', 1);
+      wholeNumber(args['job-ttl'], '--job-ttl', 1);
+      wholeNumber(args['stop-timeout'], '--stop-timeout', 0);
+      if (Boolean(args.listen) !== Boolean(args['token-file'])) throw new Error('--listen and --token-file go together: TCP is only served with a token');
+      return true;
+    })
+    .example('$0 agent --socket /run/volmerge/agent.sock --file-domains /rhev/data-center/mnt', 'Serve on the unix socket only')
+    .example('$0 agent --listen 127.0.0.1:8441 --token-file /etc/volmerge/token', 'Also serve on TCP, with a bearer token') as unknown as Argv<AgentArgs>;
+}
+
+/** Runs the agent until SIGTERM or SIGINT; returns the exit code (0 after a clean stop, 1 when it could not start). */
+export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise<number> {
+  const { configureLog, log } = await import('../log.js');
+  configureLog(args.logLevel, true);
+  const { asVolmergeError } = await import('../errors.js');
+  const { startAgent } = await import('../agent/agent.js');
+  const { packageVersion, testCommitRateLimit } = await import('../agent/defaults.js');
+  const { parseHostPort } = await import('../agent/client.js');
+  const { readTokenFile } = await import('../agent/token.js');
+  try {
+    const tcp = args.listen && args.tokenFile ? { ...parseHostPort(args.listen), token: await readTokenFile(args.tokenFile) } : undefined;
+    const rate = testCommitRateLimit();
+    const agent = await startAgent({
+      socketPath: args.socket,
+      stateDir: args.stateDir,
+      maxJobs: args.maxJobs,
+      jobTtlSeconds: args.jobTtl,
+      stopTimeoutSeconds: args.stopTimeout,
+      version: packageVersion(),
+      ...(args.fileDomains ? { fileDomains: args.fileDomains } : {}),
+      ...(tcp ? { tcp } : {}),
+      ...(rate ? { commitRateLimit: rate } : {}),
+    });
+    const onSignal = (signal: NodeJS.Signals): void => {
+      void agent.stop(`received ${signal}`);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    await agent.stopped;
+    return 0;
+  } catch (thrown) {
+    const error = asVolmergeError(thrown);
+    log.error(`agent cannot start: ${error.message}`, { code: error.code });
+    return 1;
+  }
+}
