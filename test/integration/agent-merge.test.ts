@@ -1,0 +1,109 @@
+// The real agent merging file-domain chains over its socket: done with the right data and bitmaps, progress, abort before and during the commit.
+import { expect } from 'chai';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checksums } from '../helpers/cli.js';
+import { bitmapsIn, sameData } from '../helpers/images.js';
+import { AgentProcess, AgentWorkspace, mergeParams, type JobView } from './agent-harness.js';
+
+const MiB = 1024 * 1024;
+
+async function generationOf(base: string): Promise<string | undefined> {
+  return readFile(`${base}.volmerge-gen`, 'utf8').catch(() => undefined);
+}
+
+describe('agent: merges on a file domain', function () {
+  this.timeout(120_000);
+  let workspace: AgentWorkspace;
+  let agent: AgentProcess | undefined;
+
+  beforeEach(async () => {
+    workspace = await AgentWorkspace.create();
+  });
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+    await workspace.dispose();
+  });
+
+  it('runs SDM.merge as a job that ends done with top data and bitmaps in base, and bumps the generation', async () => {
+    agent = await AgentProcess.start(workspace);
+    const chain = await workspace.chain({ virtualSize: '128M', stale: 2, shared: ['shared'], topOnly: ['backup'], baseDataMiB: 4, topDataMiB: 8, topDataOffsetMiB: 2 });
+    const params = mergeParams(chain, undefined, { base_generation: 0 });
+    expect(await agent.client.result('SDM.merge', params)).to.equal(true);
+    const job = await agent.finished(params.job_id);
+    expect(job).to.deep.include({ id: params.job_id, job_type: 'storage', description: 'merge_subchain', status: 'done', progress: 100 });
+    expect(job.error).to.equal(undefined);
+    expect(await sameData(chain.base, chain.raw)).to.equal(true);
+    const bitmaps = await bitmapsIn(chain.base);
+    expect(bitmaps.map((b) => b.name).sort()).to.deep.equal(['backup', 'shared']);
+    for (const bitmap of bitmaps) expect(bitmap.flags).to.include('auto').and.not.include('in-use');
+    expect(await generationOf(chain.base)).to.equal('1\n');
+
+    expect(await agent.client.result('Job.delete', { job_id: params.job_id })).to.equal(true);
+    expect(await agent.jobs()).to.deep.equal({});
+  });
+
+  it('reports commit progress that grows while the commit runs', async () => {
+    agent = await AgentProcess.start(workspace, [], { VOLMERGE_TEST_COMMIT_RATE: String(16 * MiB) });
+    const chain = await workspace.chain({ virtualSize: '64M', topDataMiB: 64 });
+    const params = mergeParams(chain);
+    await agent.client.result('SDM.merge', params);
+    const seen = await agent.waitFor(params.job_id, (j) => ['done', 'failed', 'aborted'].includes(j.status), 60_000, 20);
+    const last = seen[seen.length - 1] as JobView;
+    expect(last.status, JSON.stringify(last)).to.equal('done');
+    const progress = seen.map((j) => j.progress);
+    for (let i = 1; i < progress.length; i += 1) expect(progress[i]).to.be.at.least(progress[i - 1] ?? 0);
+    const midway = new Set(seen.filter((j) => j.step === 'commit' && j.progress > 0 && j.progress < 100).map((j) => j.progress));
+    expect([...midway], `progress seen: ${[...new Set(progress)].join(', ')}`).to.have.length.of.at.least(2);
+    expect(await sameData(chain.base, chain.raw)).to.equal(true);
+  });
+
+  it('aborts a job before the commit: it ends aborted and nothing has changed', async () => {
+    // A qemu-img that is slow to measure keeps the job in its inspection, before any change, long enough to abort it.
+    const slowQemuImg = join(workspace.dir, 'slow-measure-qemu-img');
+    await writeFile(slowQemuImg, '#!/bin/sh\nif [ "$1" = measure ]; then sleep 2; fi\nexec qemu-img "$@"\n');
+    await chmod(slowQemuImg, 0o755);
+    agent = await AgentProcess.start(workspace, [], { VOLMERGE_QEMU_IMG: slowQemuImg });
+    const chain = await workspace.chain({ virtualSize: '64M', stale: 1, shared: ['shared'], topDataMiB: 4 });
+    const before = await checksums([chain.top, chain.base]);
+    const params = mergeParams(chain);
+    await agent.client.result('SDM.merge', params);
+    await agent.waitFor(params.job_id, (j) => j.status === 'running');
+    expect(await agent.client.result('Job.abort', { job_id: params.job_id })).to.equal(true);
+    expect((await agent.job(params.job_id)).status).to.be.oneOf(['aborting', 'aborted']);
+    const job = await agent.finished(params.job_id);
+    expect(job.status).to.equal('aborted');
+    expect(job.error).to.include({ name: 'aborted', code: 128 });
+    expect(job.step).to.equal('inspect');
+    expect(await checksums([chain.top, chain.base])).to.deep.equal(before);
+    expect(await generationOf(chain.base)).to.equal(undefined);
+    const abortAgain = await agent.client.call('Job.abort', { job_id: params.job_id });
+    expect(abortAgain).to.have.nested.property('error.data.name', 'job-not-active');
+  });
+
+  it('aborts a job during the commit: qemu-img is stopped, top still reads the same, and a later merge finishes it', async () => {
+    agent = await AgentProcess.start(workspace, [], { VOLMERGE_TEST_COMMIT_RATE: String(8 * MiB) });
+    const chain = await workspace.chain({ virtualSize: '64M', baseDataMiB: 8, topDataMiB: 64 });
+    const params = mergeParams(chain, undefined, { base_generation: 0 });
+    await agent.client.result('SDM.merge', params);
+    await agent.waitFor(params.job_id, (j) => j.step === 'commit' && j.progress > 0);
+    expect(await agent.client.result('Job.abort', { job_id: params.job_id })).to.equal(true);
+    const job = await agent.finished(params.job_id, 30_000);
+    expect(job.status, JSON.stringify(job)).to.equal('aborted');
+    expect(job.progress).to.be.below(100);
+    expect(job.error?.message).to.match(/qemu-img commit was stopped|aborted/);
+    expect(await sameData(chain.top, chain.raw)).to.equal(true);
+    expect(await generationOf(chain.base)).to.equal(undefined);
+
+    // A later merge of the same chain (here by an agent without the slow commit), with the same generation, finishes it.
+    await agent.stop();
+    agent = await AgentProcess.start(workspace);
+    const again = mergeParams(chain, undefined, { base_generation: 0 });
+    await agent.client.result('SDM.merge', again);
+    const done = await agent.finished(again.job_id);
+    expect(done.status, JSON.stringify(done)).to.equal('done');
+    expect(await sameData(chain.base, chain.raw)).to.equal(true);
+    expect(await generationOf(chain.base)).to.equal('1\n');
+  });
+});
