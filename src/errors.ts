@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'generation-mismatch'
   | 'locked-by-other-host'
   | 'needs-attention'
+  | 'mid-merge'
   | 'job-exists'
   | 'no-such-job'
   | 'job-not-active'

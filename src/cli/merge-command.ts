@@ -15,6 +15,8 @@ export interface MergeArgs {
   json: boolean;
   logLevel: LogLevel;
   leafRoom: number;
+  stateDir: string;
+  rateLimit?: number;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -26,10 +28,14 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'Print exactly one JSON object on stdout (status, plan, error)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'warn' as LogLevel, describe: 'Logs go to stderr' })
     .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV' })
+    .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups (VOLMERGE_STATE_DIR)' })
+    .option('rate-limit', { type: 'number', describe: 'Limit the commit to this many bytes per second (qemu-img commit -r)' })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
       const leafRoom = args['leaf-room'];
       if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
+      const rate = args['rate-limit'];
+      if (rate !== undefined && (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 1)) throw new Error('--rate-limit must be a whole number of bytes per second, 1 or more');
       return true;
     })
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --dry-run', 'Show what a merge of two LVs would do')
@@ -48,11 +54,12 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
   try {
     const outcome = await runMergeJob({
       jobId: `cli-${process.pid}-${Date.now()}`,
-      stateDir: defaultStateDir(),
+      stateDir: args.stateDir,
       top: args.top,
       base: args.base,
       dryRun: args.dryRun,
       leafRoom: args.leafRoom,
+      ...(args.rateLimit ? { rateLimit: args.rateLimit } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -67,8 +74,10 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
     if (args.json) {
       console.log(JSON.stringify({ status: outcome.status, plan: planSummary(outcome.plan), elapsedMs: Date.now() - started }));
     } else if (outcome.status === 'planned') {
+      if (outcome.resumed) console.log(`an unfinished merge of this chain (job ${outcome.resumed.jobId}) would be finished from step ${outcome.resumed.fromStep}`);
       console.log('dry run: nothing was changed');
     } else {
+      if (outcome.resumed) console.log(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
       console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
     }
     return 0;

@@ -1,15 +1,256 @@
-// One merge run as a job: the entry point that the CLI and the agent share (journal, lock and recovery hook in here).
-import { mergeChain, type MergeOutcome, type MergeRequest } from '../merge/pipeline.js';
+// One merge run as a job: the entry point that the CLI and the agent share. It takes the chain's lock, keeps a
+// write-ahead journal, backs up bitmaps, marks base, and finishes (resumes) a merge of the chain that an earlier run left unfinished.
+import { asVolmergeError, VolmergeError } from '../errors.js';
+import { log } from '../log.js';
+import { inspectChain, type Inspection } from '../merge/inspect.js';
+import { mergeChain, planFor, runSteps, type MergeOutcome, type MergeRequest } from '../merge/pipeline.js';
+import type { MergePlan } from '../merge/plan.js';
+import { type MergeStep, type StepHooks } from '../merge/steps.js';
+import { markHolderFor, readMark, setMark } from '../storage/marks.js';
+import { resolveVolume, type Volume } from '../storage/volume.js';
+import { removeDurable } from './atomic-file.js';
+import { acquireChainLock } from './chain-lock.js';
+import { deleteBitmapBackup } from './bitmap-backup.js';
+import { jobSafety } from './job-safety.js';
+import {
+  assertJobId,
+  firstUnfinishedStep,
+  jobDir,
+  jobsDir,
+  JournalWriter,
+  needsRecovery,
+  now,
+  pastPointOfNoReturn,
+  type Journal,
+  type JournalVolume,
+} from './journal.js';
+import { repairBitmaps } from './repair.js';
+import { findUnfinishedJob, resumePoint, takeOver, type UnfinishedJob } from './unfinished.js';
+import { probeVolumes, volumeDeletedError } from './volume-probe.js';
 
 /** A merge request plus where its job keeps state. */
 export interface MergeJobRequest extends MergeRequest {
-  /** Identifies the job (agent job id, or one made up by the CLI). */
+  /** Identifies the job (agent job id, or one made up by the CLI): letters, digits, '.', '_', '-'. */
   jobId: string;
-  /** Folder for journals, locks and bitmap backups. */
+  /** Folder for journals and bitmap backups (STATE_DIR/jobs/JOB_ID/). */
   stateDir: string;
+  /**
+   * The caller saw both volumes when it accepted the job (the agent, for a job that waited as pending): a volume
+   * missing now ends the job with 'volume-deleted' instead of 'not-found'.
+   */
+  volumesValidated?: boolean;
 }
 
-/** Runs a merge as a job. For now a plain merge; crash safety wraps it with journal, lock and recovery. */
+const GONE_CODES = new Set(['not-found', 'lv-missing', 'vg-missing']);
+
+/** Turns "not found" into "volume-deleted" for a job whose volumes were seen before. */
+function missingMeansDeleted(error: unknown, request: MergeJobRequest): unknown {
+  if (!request.volumesValidated || !(error instanceof VolmergeError) || !GONE_CODES.has(error.code)) return error;
+  return new VolmergeError('volume-deleted', `${error.message}; job ${request.jobId} ended because a volume was removed while it waited; nothing was recreated or changed`);
+}
+
+/** The journal's record of a volume. */
+function journalVolume(volume: Volume): JournalVolume {
+  return {
+    path: volume.path,
+    realPath: volume.realPath,
+    identity: volume.identity,
+    kind: volume.kind,
+    ...(volume.lv ? { lv: { vg: volume.lv.vg, name: volume.lv.name } } : {}),
+  };
+}
+
+/** Step hooks that journal each step, then call the caller's own hooks. */
+function journalHooks(writer: JournalWriter, own: StepHooks | undefined): StepHooks {
+  return {
+    started: async (step) => {
+      await writer.started(step);
+      await own?.started?.(step);
+    },
+    done: async (step, facts) => {
+      await writer.done(step, facts);
+      await own?.done?.(step, facts);
+    },
+    isDone: (step) => writer.isDone(step),
+  };
+}
+
+/** Records a failure in the journal (as volume-deleted when a volume is gone), keeps the journal only when the chain needs it. */
+async function recordFailure(writer: JournalWriter, thrown: unknown): Promise<VolmergeError> {
+  let error = asVolmergeError(thrown);
+  const { journal } = writer;
+  try {
+    const probe = await probeVolumes(journal.volumes);
+    if (probe.state === 'gone' && probe.role) error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
+    await writer.update((j) => {
+      j.state = 'failed';
+      j.error = { code: error.code, message: error.message };
+      for (const record of Object.values(j.steps)) {
+        if (record.status !== 'started') continue;
+        record.status = 'failed';
+        record.endedAt = now();
+        record.error = { code: error.code, message: error.message };
+      }
+    });
+    if (!needsRecovery(writer.journal)) await removeDurable(jobDir(writer.stateDir, journal.jobId));
+    else log.info(`job ${journal.jobId}: journal kept in ${jobDir(writer.stateDir, journal.jobId)}; merging the chain again finishes it`);
+  } catch (bookkeeping) {
+    log.error(`job ${journal.jobId}: could not record the failure in its journal: ${(bookkeeping as Error).message}`);
+  }
+  return error;
+}
+
+/** Runs the steps under the journal; on success the job's folder (journal and backup) is removed. */
+async function execute(
+  request: MergeJobRequest,
+  writer: JournalWriter,
+  inspection: Inspection,
+  plan: MergePlan,
+  resumed?: MergeOutcome['resumed'],
+): Promise<MergeOutcome> {
+  try {
+    await runSteps({ ...request, hooks: journalHooks(writer, request.hooks) }, inspection, plan, jobSafety(writer));
+  } catch (thrown) {
+    throw await recordFailure(writer, thrown);
+  }
+  const dir = jobDir(request.stateDir, writer.journal.jobId);
+  await deleteBitmapBackup(dir);
+  await removeDurable(dir);
+  return { status: 'done', plan, ...(resumed ? { resumed } : {}) };
+}
+
+/** Refuses a volume that carries a mid-merge mark this state folder cannot explain. */
+async function refuseIfMarked(volume: Volume, role: 'top' | 'base', stateDir: string): Promise<void> {
+  const mark = await readMark(markHolderFor(volume, stateDir));
+  if (!mark) return;
+  if (role === 'top') {
+    throw new VolmergeError('mid-merge', `top ${volume.path} is itself mid-merge into its own base (job ${mark.jobId}, ${mark.where}); finish that merge first`);
+  }
+  const elsewhere = mark.stateDir && mark.stateDir !== stateDir ? `; its journal may be in ${mark.stateDir} (set VOLMERGE_STATE_DIR or --state-dir to it)` : '';
+  throw new VolmergeError(
+    'needs-attention',
+    `base ${volume.path} is marked mid-merge by job ${mark.jobId} (${mark.where}) but ${jobsDir(stateDir)} holds no unfinished journal of it${elsewhere}; ` +
+      'it may hold part of a merge: see "Crash safety" in the README before using it',
+  );
+}
+
+/** Plans from what is there now and runs every step, in a new journal or in a taken-over one that had not reached the mark. */
+async function runFresh(request: MergeJobRequest, previous?: JournalWriter): Promise<MergeOutcome> {
+  let planned: { inspection: Inspection; plan: MergePlan };
+  try {
+    planned = await planFor(request);
+    await refuseIfMarked(planned.inspection.top, 'top', request.stateDir);
+  } catch (thrown) {
+    if (previous) throw await recordFailure(previous, thrown);
+    throw missingMeansDeleted(thrown, request);
+  }
+  const { inspection, plan } = planned;
+  const volumes = { top: journalVolume(inspection.top), base: journalVolume(inspection.base) };
+  const journalRequest = {
+    top: request.top,
+    base: request.base,
+    leafRoom: request.leafRoom ?? 0,
+    ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
+  };
+  let writer = previous;
+  if (writer) {
+    await writer.update((j) => {
+      j.request = journalRequest;
+      j.volumes = volumes;
+      j.plan = plan;
+    });
+  } else {
+    const created: Journal = {
+      version: 1,
+      jobId: request.jobId,
+      state: 'running',
+      createdAt: now(),
+      updatedAt: now(),
+      attempt: 1,
+      pid: process.pid,
+      request: journalRequest,
+      volumes,
+      plan,
+      steps: {},
+    };
+    writer = new JournalWriter(request.stateDir, created);
+    await writer.update(() => undefined);
+  }
+  return execute(request, writer, inspection, plan);
+}
+
+/** Finishes a merge that an earlier run (this job or another) left unfinished. */
+async function resume(request: MergeJobRequest, unfinished: UnfinishedJob): Promise<MergeOutcome> {
+  const earlier = unfinished.journal;
+  const fromStep: MergeStep | 'end' = firstUnfinishedStep(earlier) ?? 'end';
+  const top = await resolveVolume(request.top, 'top').catch(() => undefined);
+  if (top && top.identity !== earlier.volumes.top.identity) {
+    throw new VolmergeError(
+      'mid-merge',
+      `base ${request.base} is mid-merge of top ${earlier.request.top} (job ${earlier.jobId}), not of ${request.top}; ` +
+        `finish that first: volmerge merge --top ${earlier.request.top} --base ${request.base}`,
+    );
+  }
+  log.warn(`base ${request.base}: job ${earlier.jobId} left this merge unfinished at ${resumePoint(earlier)} (attempt ${earlier.attempt}); finishing it as job ${request.jobId}`);
+  const writer = await takeOver(request.stateDir, unfinished, request.jobId);
+  const dir = jobDir(request.stateDir, request.jobId);
+  let inspection: Inspection;
+  try {
+    await repairBitmaps(writer.journal, dir, writer.journal.volumes.top.realPath, writer.journal.volumes.base.realPath);
+    if (!pastPointOfNoReturn(writer.journal)) {
+      // Nothing of top is in base yet and the bitmaps are whole again: start over from a plan of what is there now.
+      await writer.update((j) => {
+        delete j.backup;
+        j.steps = {};
+      });
+      await deleteBitmapBackup(dir);
+      return await runFresh(request, writer);
+    }
+    inspection = await inspectChain(request.top, request.base);
+    if (writer.journal.jobId !== earlier.jobId) await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
+  } catch (thrown) {
+    if (thrown instanceof VolmergeError && writer.journal.state === 'failed') throw thrown;
+    throw await recordFailure(writer, thrown);
+  }
+  request.onPlan?.(writer.journal.plan);
+  return execute(request, writer, inspection, writer.journal.plan, { jobId: earlier.jobId, fromStep });
+}
+
+/** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */
+async function dryRun(request: MergeJobRequest): Promise<MergeOutcome> {
+  let unfinished: UnfinishedJob | undefined;
+  try {
+    const base = await resolveVolume(request.base, 'base');
+    unfinished = await findUnfinishedJob(request.stateDir, base.identity);
+  } catch (error) {
+    log.debug(`dry run: no unfinished job looked up: ${(error as Error).message}`);
+  }
+  if (!unfinished) return mergeChain(request);
+  const { journal } = unfinished;
+  request.onPlan?.(journal.plan);
+  return { status: 'planned', plan: journal.plan, resumed: { jobId: journal.jobId, fromStep: firstUnfinishedStep(journal) ?? 'end' } };
+}
+
+/**
+ * Runs a merge as a job: refuses at once ('busy', naming the holder) when another merge holds the chain's lock;
+ * finishes an unfinished merge of the same chain instead of starting over; journals every step.
+ */
 export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcome> {
-  return mergeChain(request);
+  assertJobId(request.jobId);
+  if (request.dryRun) return dryRun(request);
+  let base: Volume;
+  try {
+    base = await resolveVolume(request.base, 'base');
+  } catch (thrown) {
+    throw missingMeansDeleted(thrown, request);
+  }
+  const lock = await acquireChainLock(base.identity, { jobId: request.jobId, base: request.base });
+  try {
+    const unfinished = await findUnfinishedJob(request.stateDir, base.identity);
+    if (unfinished) return await resume(request, unfinished);
+    await refuseIfMarked(base, 'base', request.stateDir);
+    return await runFresh(request);
+  } finally {
+    await lock.release();
+  }
 }

@@ -1,11 +1,12 @@
-// The merge, top to bottom: inspect, plan, prune, extend, commit, bitmaps back, verify (design.md).
+// The merge, top to bottom: inspect, plan, then the steps backup, prune, extend, mark, commit, bitmaps back, verify, unmark.
+// Each step is idempotent (it probes the real state, then acts), so a resumed job may run it again; the hooks journal it.
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { copyBitmap, commit, removeBitmap } from '../qemu/mutations.js';
 import { checkImage, measureSubchain, readChain, readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type ImageInfo } from '../qemu/types.js';
 import { extendLv } from '../storage/lvm.js';
-import { crashPoint } from './crash-point.js';
+import { crashDuring, crashPoint } from './crash-point.js';
 import { inspectChain, type Inspection } from './inspect.js';
 import { planMerge, type MergePlan } from './plan.js';
 import type { MergeStep, StepHooks } from './steps.js';
@@ -20,7 +21,7 @@ export interface MergeRequest {
   leafRoom?: number;
   /** Called once the plan is known (before any change). */
   onPlan?: (plan: MergePlan) => void;
-  /** Called when a step starts (for progress displays). */
+  /** Called when a step starts (for progress displays); steps a resumed job had finished are not announced. */
   onStep?: (step: MergeStep | 'inspect') => void;
   /** Commit progress, 0 to 100. */
   onProgress?: (percent: number) => void;
@@ -35,6 +36,18 @@ export interface MergeRequest {
 export interface MergeOutcome {
   status: 'done' | 'planned';
   plan: MergePlan;
+  /** Set when the run finished (or, in a dry run, would finish) a merge that an earlier run left unfinished. */
+  resumed?: { jobId: string; fromStep: MergeStep | 'end' };
+}
+
+/** The crash-safety steps that src/jobs supplies; a bare mergeChain runs without them (they do nothing then). */
+export interface CrashSafety {
+  /** Copies the bitmaps the merge keeps into a backup beside the journal. */
+  backupBitmaps(inspection: Inspection, plan: MergePlan): Promise<Record<string, unknown>>;
+  /** Marks base as mid-merge. */
+  markBase(inspection: Inspection): Promise<Record<string, unknown>>;
+  /** Takes the mark off base. */
+  unmarkBase(inspection: Inspection): Promise<Record<string, unknown>>;
 }
 
 /** Inspects and plans without changing anything. */
@@ -48,12 +61,13 @@ export async function planFor(request: MergeRequest): Promise<{ inspection: Insp
   return { inspection, plan };
 }
 
-/** Runs one step between the hooks and the crash points. */
+/** Runs one step between the hooks and the crash points; skips it when an earlier run finished it. */
 async function step(request: MergeRequest, name: MergeStep, body: () => Promise<Record<string, unknown>>): Promise<void> {
+  if (request.hooks?.isDone?.(name)) return;
   if (request.signal?.aborted) throw new VolmergeError('aborted', `merge of ${request.top} into ${request.base} aborted before ${name}`);
   request.onStep?.(name);
-  crashPoint(name, 'before');
   await request.hooks?.started?.(name);
+  crashPoint(name, 'before');
   const facts = await body();
   await request.hooks?.done?.(name, facts);
   crashPoint(name, 'after');
@@ -69,10 +83,18 @@ async function rereadChain(inspection: Inspection, after: string): Promise<{ top
 }
 
 /** Merges top into base, or only plans it with dryRun; throws a VolmergeError when refused or failed. */
-export async function mergeChain(request: MergeRequest): Promise<MergeOutcome> {
+export async function mergeChain(request: MergeRequest, safety?: CrashSafety): Promise<MergeOutcome> {
   const { inspection, plan } = await planFor(request);
   if (request.dryRun) return { status: 'planned', plan };
+  await runSteps(request, inspection, plan, safety);
+  return { status: 'done', plan };
+}
+
+/** Runs the steps of a planned merge in order; those the hooks report done (a resumed job) are skipped. */
+export async function runSteps(request: MergeRequest, inspection: Inspection, plan: MergePlan, safety?: CrashSafety): Promise<void> {
   const { top, base } = inspection;
+
+  await step(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
 
   await step(request, 'prune', async () => {
     for (const name of plan.bitmaps.prune) await removeBitmap(base.realPath, name);
@@ -91,9 +113,15 @@ export async function mergeChain(request: MergeRequest): Promise<MergeOutcome> {
     return { extended: true, sizeBytes: lv.sizeBytes };
   });
 
+  // From here on base holds part of top's data: it is marked, and the chain can only be finished forward.
+  await step(request, 'mark', async () => (safety ? safety.markBase(inspection) : { skipped: true }));
+
   await step(request, 'commit', async () => {
     await commit(top.realPath, base.realPath, {
-      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+      onProgress: (percent) => {
+        crashDuring('commit', percent);
+        request.onProgress?.(percent);
+      },
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     });
@@ -122,5 +150,5 @@ export async function mergeChain(request: MergeRequest): Promise<MergeOutcome> {
     return { imageEndOffset: check['image-end-offset'] ?? null };
   });
 
-  return { status: 'done', plan };
+  await step(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }));
 }

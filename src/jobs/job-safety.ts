@@ -1,0 +1,40 @@
+// The crash-safety steps of a journaled job: bitmap backup beside the journal, and the mid-merge mark on base.
+import { VolmergeError } from '../errors.js';
+import type { Inspection } from '../merge/inspect.js';
+import type { MergePlan } from '../merge/plan.js';
+import type { CrashSafety } from '../merge/pipeline.js';
+import { readChain } from '../qemu/queries.js';
+import { clearMark, describeMarkHolder, markHolderFor, setMark } from '../storage/marks.js';
+import { takeBitmapBackup } from './bitmap-backup.js';
+import { jobDir, type JournalWriter } from './journal.js';
+
+/** Backup, mark and unmark for one job, recording the backup in its journal. */
+export function jobSafety(writer: JournalWriter): CrashSafety {
+  const { stateDir } = writer;
+  return {
+    async backupBitmaps(inspection: Inspection, plan: MergePlan) {
+      const [topInfo, baseInfo] = await readChain(inspection.top.realPath);
+      if (!topInfo || !baseInfo) throw new VolmergeError('bad-chain', `top ${inspection.top.path}: its backing chain vanished before the backup`);
+      const backup = await takeBitmapBackup(
+        jobDir(stateDir, writer.journal.jobId),
+        { realPath: inspection.top.realPath, info: topInfo },
+        { realPath: inspection.base.realPath, info: baseInfo },
+        plan.bitmaps.merge,
+      );
+      await writer.update((j) => {
+        j.backup = backup;
+      });
+      return { top: backup.top.bitmaps.map((b) => b.name), base: backup.base.bitmaps.map((b) => b.name) };
+    },
+    async markBase(inspection: Inspection) {
+      const holder = markHolderFor(inspection.base, stateDir);
+      await setMark(holder, writer.journal.jobId, stateDir);
+      return { mark: describeMarkHolder(holder) };
+    },
+    async unmarkBase(inspection: Inspection) {
+      const holder = markHolderFor(inspection.base, stateDir);
+      await clearMark(holder);
+      return { mark: describeMarkHolder(holder) };
+    },
+  };
+}

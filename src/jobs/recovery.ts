@@ -1,0 +1,137 @@
+// Agent start-up recovery: every journal left running is probed; its job is resumed, ended (volume gone), retried
+// later (a query failed, which never means gone), or flagged as needing attention (journal unreadable).
+import { VolmergeError, type ErrorCode } from '../errors.js';
+import { log } from '../log.js';
+import type { MergeStep } from '../merge/steps.js';
+import { readLockHolder } from './chain-lock.js';
+import { firstUnfinishedStep, journalPath, JournalWriter, readJournal, scanJournals, type Journal } from './journal.js';
+import { isProcessAlive } from './proc.js';
+import { probeVolumes, volumeDeletedError } from './volume-probe.js';
+
+/** A job that can be finished now: run it with runMergeJob({ jobId, stateDir, top, base, leafRoom, ... }). */
+export interface ResumableJob {
+  jobId: string;
+  top: string;
+  base: string;
+  leafRoom: number;
+  /** The first step it has not finished ('end': only bookkeeping is left). */
+  fromStep: MergeStep | 'end';
+}
+
+/** What recovery says of one job. */
+export interface RecoveredJob {
+  jobId: string;
+  /**
+   * resuming: handed to options.resume; waiting: a query of its volumes failed, probed again after retryDelayMs;
+   * failed: ended (its top or base is gone: code volume-deleted; nothing was recreated); needs-attention: its journal cannot be read.
+   */
+  state: 'resuming' | 'waiting' | 'failed' | 'needs-attention';
+  top?: string;
+  base?: string;
+  fromStep?: MergeStep | 'end';
+  error?: { code: ErrorCode; message: string };
+}
+
+/** How recovery reaches the agent. */
+export interface RecoveryOptions {
+  /** Called once for each job that can be finished now; the agent queues it and runs it through runMergeJob with the same jobId. */
+  resume(job: ResumableJob): void;
+  /** Called for every state a job enters (the first pass included): the agent's job listing follows it. */
+  onUpdate?(job: RecoveredJob): void;
+  /** How long a waiting job waits before its volumes are probed again (default 30 s). */
+  retryDelayMs?: number;
+  /** Stops the retries (the agent is stopping). */
+  signal?: AbortSignal;
+}
+
+function describe(journal: Journal): Pick<RecoveredJob, 'top' | 'base' | 'fromStep'> {
+  return { top: journal.request.top, base: journal.request.base, fromStep: firstUnfinishedStep(journal) ?? 'end' };
+}
+
+/** Whether another live process runs this job now (a CLI merge, say): then it is not ours to recover. */
+async function runByAnother(journal: Journal): Promise<boolean> {
+  if (journal.pid !== undefined && journal.pid !== process.pid && (await isProcessAlive(journal.pid, undefined))) {
+    const holder = await readLockHolder(journal.volumes.base.identity);
+    if (holder && holder.pid === journal.pid) return true;
+  }
+  return false;
+}
+
+/** Probes one running job's volumes and decides what becomes of it. */
+async function recoverOne(stateDir: string, folder: string, journal: Journal, options: RecoveryOptions): Promise<RecoveredJob | undefined> {
+  if (await runByAnother(journal)) {
+    log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
+    return undefined;
+  }
+  const probe = await probeVolumes(journal.volumes);
+  if (probe.state === 'unknown') {
+    return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } };
+  }
+  if (probe.state === 'gone' && probe.role) {
+    const error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
+    const writer = new JournalWriter(stateDir, journal, folder);
+    await writer.update((j) => {
+      j.state = 'failed';
+      j.error = { code: error.code, message: error.message };
+    });
+    return { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } };
+  }
+  const job: ResumableJob = { jobId: journal.jobId, top: journal.request.top, base: journal.request.base, leafRoom: journal.request.leafRoom, fromStep: firstUnfinishedStep(journal) ?? 'end' };
+  options.resume(job);
+  return { jobId: journal.jobId, state: 'resuming', ...describe(journal) };
+}
+
+/** Probes a waiting job again after the delay, until it can be resumed or has ended. */
+function retryLater(stateDir: string, folder: string, options: RecoveryOptions): void {
+  const delay = options.retryDelayMs ?? 30_000;
+  const timer = setTimeout(() => {
+    void (async () => {
+      if (options.signal?.aborted) return;
+      let journal: Journal;
+      try {
+        journal = await readJournal(journalPath(stateDir, folder));
+      } catch (error) {
+        log.info(`recovery: job folder ${folder} no longer holds a readable journal (${(error as Error).message}); stopped retrying`);
+        return;
+      }
+      if (journal.state !== 'running') return;
+      const outcome = await recoverOne(stateDir, folder, journal, options).catch((error: unknown) => {
+        log.error(`recovery: job ${journal.jobId}: ${(error as Error).message}`);
+        return { jobId: journal.jobId, state: 'waiting' as const };
+      });
+      if (!outcome) return;
+      options.onUpdate?.(outcome);
+      if (outcome.state === 'waiting') retryLater(stateDir, folder, options);
+    })();
+  }, delay);
+  timer.unref();
+  options.signal?.addEventListener('abort', () => clearTimeout(timer), { once: true });
+}
+
+/**
+ * Recovers the jobs of a state folder at agent start: each journal left running is resumed (through options.resume),
+ * ended as 'volume-deleted' when a successful query says a volume is gone, or retried later when a query failed;
+ * an unreadable journal makes that job 'needs-attention' and the others go on. Resolves with the first pass's findings.
+ */
+export async function recoverJobs(stateDir: string, options: RecoveryOptions): Promise<RecoveredJob[]> {
+  const found: RecoveredJob[] = [];
+  for (const entry of await scanJournals(stateDir)) {
+    let outcome: RecoveredJob | undefined;
+    if ('error' in entry) {
+      outcome = { jobId: entry.folder, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } };
+    } else if (entry.journal.state === 'running') {
+      try {
+        outcome = await recoverOne(stateDir, entry.folder, entry.journal, options);
+      } catch (error) {
+        const wrapped = error instanceof VolmergeError ? error : new VolmergeError('internal', (error as Error).message);
+        outcome = { jobId: entry.journal.jobId, state: 'waiting', ...describe(entry.journal), error: { code: wrapped.code, message: wrapped.message } };
+      }
+      if (outcome?.state === 'waiting') retryLater(stateDir, entry.folder, options);
+    }
+    if (!outcome) continue;
+    log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}`);
+    options.onUpdate?.(outcome);
+    found.push(outcome);
+  }
+  return found;
+}

@@ -1,0 +1,99 @@
+// The mid-merge mark on base, from the start of the commit until verify passes: an LV tag VOLMERGE_MERGING_<job>,
+// a sidecar <file>.volmerge-merging beside a file, or STATE_DIR/marks/<identity>.json for a plain block device.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VolmergeError } from '../errors.js';
+import { mkdirDurable, removeDurable, writeFileAtomic } from '../jobs/atomic-file.js';
+import { changeLvTags, readLv } from './lvm.js';
+import type { VolumeKind } from './volume.js';
+
+/** The LV tag prefix; the tag is VOLMERGE_MERGING_<job id>. */
+export const MARK_TAG_PREFIX = 'VOLMERGE_MERGING_';
+/** The suffix of a file volume's mark sidecar. */
+export const MARK_SIDECAR_SUFFIX = '.volmerge-merging';
+
+/** What a mark says: which job is merging into the volume, and since when. */
+export interface MidMergeMark {
+  jobId: string;
+  since?: string;
+  /** The state folder holding the job's journal (sidecars only). */
+  stateDir?: string;
+  /** Where the mark is, for messages: the tag or the sidecar's path. */
+  where: string;
+}
+
+/** Where a volume's mark is kept. */
+export type MarkHolder = { kind: 'lv'; vg: string; lv: string } | { kind: 'sidecar'; path: string };
+
+/** The parts of a volume that say where its mark goes (a Volume or a journal's record of one). */
+export interface MarkableVolume {
+  kind: VolumeKind;
+  realPath: string;
+  identity: string;
+  lv?: { vg: string; name: string } | undefined;
+}
+
+/** Where the mark of this volume is kept; plain block devices keep theirs in the state folder (nothing beside /dev nodes survives). */
+export function markHolderFor(volume: MarkableVolume, stateDir: string): MarkHolder {
+  if (volume.kind === 'lv' && volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name };
+  if (volume.kind === 'file') return { kind: 'sidecar', path: `${volume.realPath}${MARK_SIDECAR_SUFFIX}` };
+  return { kind: 'sidecar', path: join(stateDir, 'marks', `${volume.identity.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`) };
+}
+
+/** The job named by a volume's mark, or undefined when it is not marked. */
+export async function readMark(holder: MarkHolder): Promise<MidMergeMark | undefined> {
+  if (holder.kind === 'lv') {
+    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(MARK_TAG_PREFIX));
+    const tag = tags[0];
+    return tag ? { jobId: tag.slice(MARK_TAG_PREFIX.length), where: `tag ${tags.join(', ')} of ${holder.vg}/${holder.lv}` } : undefined;
+  }
+  let text: string;
+  try {
+    text = await readFile(holder.path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new VolmergeError('needs-attention', `mid-merge mark ${holder.path} cannot be read: ${(error as Error).message}`);
+  }
+  try {
+    const data = JSON.parse(text) as { jobId?: unknown; since?: unknown; stateDir?: unknown };
+    if (typeof data.jobId !== 'string') throw new Error('no jobId');
+    return {
+      jobId: data.jobId,
+      where: holder.path,
+      ...(typeof data.since === 'string' ? { since: data.since } : {}),
+      ...(typeof data.stateDir === 'string' ? { stateDir: data.stateDir } : {}),
+    };
+  } catch {
+    // A damaged sidecar still means "mid-merge": never read it as unmarked.
+    return { jobId: 'unknown', where: holder.path };
+  }
+}
+
+/** Marks the volume as mid-merge by jobId; idempotent, and any other job's mark is replaced. */
+export async function setMark(holder: MarkHolder, jobId: string, stateDir: string): Promise<void> {
+  if (holder.kind === 'lv') {
+    const tag = `${MARK_TAG_PREFIX}${jobId}`;
+    const { tags } = await readLv(holder.vg, holder.lv);
+    const others = tags.filter((t) => t.startsWith(MARK_TAG_PREFIX) && t !== tag);
+    const present = tags.includes(tag);
+    await changeLvTags(holder.vg, holder.lv, present ? [] : [tag], others);
+    return;
+  }
+  await mkdirDurable(join(holder.path, '..'));
+  await writeFileAtomic(holder.path, `${JSON.stringify({ jobId, since: new Date().toISOString(), stateDir })}\n`);
+}
+
+/** Takes the mark off; a volume that is not marked is fine. */
+export async function clearMark(holder: MarkHolder): Promise<void> {
+  if (holder.kind === 'lv') {
+    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(MARK_TAG_PREFIX));
+    await changeLvTags(holder.vg, holder.lv, [], tags);
+    return;
+  }
+  await removeDurable(holder.path);
+}
+
+/** A short name for messages. */
+export function describeMarkHolder(holder: MarkHolder): string {
+  return holder.kind === 'lv' ? `LV tag ${MARK_TAG_PREFIX}* of ${holder.vg}/${holder.lv}` : holder.path;
+}
