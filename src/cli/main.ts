@@ -6,6 +6,7 @@ import { mergeBuilder, mergeHandler, type MergeArgs } from './merge-command.js';
 import { agentBuilder, agentHandler, type AgentArgs } from './agent-command.js';
 import { jobsBuilder, jobsHandler, type JobsArgs } from './jobs-command.js';
 import { callBuilder, callHandler, type CallArgs } from './call-command.js';
+import { statusBuilder, statusHandler, type StatusArgs } from './status-command.js';
 // Further commands (agent, jobs, call, status) register below, each in a file of its own.
 
 const EXIT_USAGE = 2;
@@ -32,6 +33,9 @@ async function main(argv: string[]): Promise<void> {
     })
     .command<CallArgs>('call <method> [params]', 'Send one JSON-RPC request to the agent and print its result', callBuilder, async (args) => {
       exitCode = await callHandler(args);
+    })
+    .command<StatusArgs>('status', 'Show whether a chain is being merged, left unfinished by a crash, or needs attention', statusBuilder, async (args) => {
+      exitCode = await statusHandler(args);
     })
     .demandCommand(1, 'Name a command; see volmerge --help')
     .strict()
