@@ -15,7 +15,9 @@ export interface HttpReply {
 
 /** A client with one keep-alive connection pool; close() when done. */
 export class RpcClient {
-  private readonly pool = new Agent({ keepAlive: true, maxSockets: 4 });
+  // With a timeout set, node drops an idle pooled connection a second before the server's Keep-Alive timeout, so a request
+  // is never sent on a connection that the server is closing (which would fail with ECONNRESET).
+  private readonly pool = new Agent({ keepAlive: true, maxSockets: 4, timeout: 60_000 });
   private nextId = 1;
   constructor(
     private readonly target: RpcTarget,

@@ -69,11 +69,13 @@ export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise
       ...(tcp ? { tcp } : {}),
       ...(rate ? { commitRateLimit: rate } : {}),
     });
+    // Listeners stay installed (not once): execa's exit hook re-raises a signal that no other listener handles, which would
+    // kill the agent before running merges could finish. A second signal while stopping changes nothing.
     const onSignal = (signal: NodeJS.Signals): void => {
       void agent.stop(`received ${signal}`);
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     await agent.stopped;
     return 0;
   } catch (thrown) {
