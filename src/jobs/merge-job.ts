@@ -135,7 +135,7 @@ async function refuseIfMarked(volume: Volume, role: 'top' | 'base', stateDir: st
 }
 
 /** Plans from what is there now and runs every step, in a new journal or in a taken-over one that had not reached the mark. */
-async function runFresh(request: MergeJobRequest, previous?: JournalWriter): Promise<MergeOutcome> {
+async function runFresh(request: MergeJobRequest, previous?: JournalWriter, resumed?: MergeOutcome['resumed']): Promise<MergeOutcome> {
   let planned: { inspection: Inspection; plan: MergePlan };
   try {
     planned = await planFor(request);
@@ -176,7 +176,7 @@ async function runFresh(request: MergeJobRequest, previous?: JournalWriter): Pro
     writer = new JournalWriter(request.stateDir, created);
     await writer.update(() => undefined);
   }
-  return execute(request, writer, inspection, plan);
+  return execute(request, writer, inspection, plan, resumed);
 }
 
 /** Finishes a merge that an earlier run (this job or another) left unfinished. */
@@ -204,7 +204,7 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob): Prom
         j.steps = {};
       });
       await deleteBitmapBackup(dir);
-      return await runFresh(request, writer);
+      return await runFresh(request, writer, { jobId: earlier.jobId, fromStep });
     }
     inspection = await inspectChain(request.top, request.base);
     if (writer.journal.jobId !== earlier.jobId) await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
