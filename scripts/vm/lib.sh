@@ -73,6 +73,7 @@ vm_boot_image() {
       printf '%s\n' "$VM_KERNEL"
       return 0
     fi
+    chmod 0644 -- "$tmp"
     mv -f -- "$tmp" "$out"
     # Drop stale extractions of this kernel.
     for tmp in "$cache/vmlinux-$VM_KVER-"*; do
