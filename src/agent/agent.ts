@@ -4,6 +4,7 @@ import { log } from '../log.js';
 import { JobRegistry } from '../jobs/registry.js';
 import { readLv } from '../storage/lvm.js';
 import { agentMethods } from './methods.js';
+import { recoverIntoRegistry } from './recovery-hook.js';
 import { handleBody } from './rpc.js';
 import { serve } from './server.js';
 
@@ -19,6 +20,8 @@ export interface AgentOptions {
   maxBodyBytes?: number;
   /** Test-only commit rate limit (VOLMERGE_TEST_COMMIT_RATE). */
   commitRateLimit?: number;
+  /** How long a recovered job whose volumes could not be probed waits before the next probe (recovery's default: 30 s). */
+  recoveryRetryMs?: number;
   version: string;
 }
 
@@ -46,11 +49,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
   });
 
-  // RECOVERY HOOK (issue 5, crash safety): once src/jobs/recovery.ts exports the start-up recovery, call it here, before
-  // serving, so that merges interrupted by a crash resume as jobs of this table, e.g.
-  //   const { recoverJobs } = await import('../jobs/recovery.js');
-  //   await recoverJobs({ stateDir: options.stateDir, registry });
-  // TODO(issue 5): wire recoverJobs here; until then the agent starts with an empty job table.
+  // RECOVERY (issue 5): before serving, merges that a crash left unfinished in the state dir become jobs of this table.
+  const recoveryStop = new AbortController();
+  await recoverIntoRegistry({
+    stateDir: options.stateDir,
+    registry,
+    signal: recoveryStop.signal,
+    ...(options.commitRateLimit ? { commitRateLimit: options.commitRateLimit } : {}),
+    ...(options.recoveryRetryMs !== undefined ? { retryDelayMs: options.recoveryRetryMs } : {}),
+  });
 
   const methods = agentMethods({
     registry,
@@ -84,6 +91,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info(`agent stopping (${reason}): no new requests; running merges get ${options.stopTimeoutSeconds} s to finish`);
+      recoveryStop.abort();
       const closing = listeners.close();
       const interrupted = await registry.stop(options.stopTimeoutSeconds * 1000);
       for (const job of interrupted) log.warn(`job ${job.id} interrupted by the agent stopping: ${job.status}`, { job: job.id, status: job.status, step: job.step ?? null });

@@ -1,8 +1,9 @@
-// The work of one SDM.merge job: check base's generation, run the merge through runMergeJob, then increment the generation.
+// The work of one merge job: check base's generation, run the merge through runMergeJob, then increment the generation.
 import { VolmergeError, asVolmergeError } from '../errors.js';
 import { runMergeJob } from '../jobs/merge-job.js';
-import type { JobWork } from '../jobs/registry-types.js';
-import { assertGeneration, bumpGeneration, readGeneration } from '../storage/generation.js';
+import type { JobContext, JobWork } from '../jobs/registry-types.js';
+import { assertGeneration, bumpGeneration, readGeneration, type GenerationHolder } from '../storage/generation.js';
+import { resolveVolume } from '../storage/volume.js';
 import type { ResolvedSubchain } from './address.js';
 
 /** What a merge job needs to know. */
@@ -16,28 +17,69 @@ export interface MergeWorkRequest {
   commitRateLimit?: number;
 }
 
-/** The job body for a merge. */
+/** A merge that recovery found unfinished in the state dir, to be finished by this agent. */
+export interface ResumeWorkRequest {
+  jobId: string;
+  stateDir: string;
+  top: string;
+  base: string;
+  leafRoom: number;
+  commitRateLimit?: number;
+}
+
+/** Runs runMergeJob with the job's signal, progress and step reports. */
+async function runThroughJob(
+  request: { jobId: string; stateDir: string; top: string; base: string; leafRoom?: number; commitRateLimit?: number },
+  context: JobContext,
+): Promise<void> {
+  await runMergeJob({
+    jobId: request.jobId,
+    stateDir: request.stateDir,
+    top: request.top,
+    base: request.base,
+    volumesValidated: true,
+    signal: context.signal,
+    onProgress: context.progress,
+    onStep: context.step,
+    ...(request.leafRoom ? { leafRoom: request.leafRoom } : {}),
+    ...(request.commitRateLimit ? { rateLimit: request.commitRateLimit } : {}),
+  });
+}
+
+/** Increments base's generation after a merge; a failure says that the merge itself is done. */
+async function bumpAfterMerge(holder: GenerationHolder, expected: number, base: string): Promise<void> {
+  try {
+    await bumpGeneration(holder, expected);
+  } catch (thrown) {
+    const error = asVolmergeError(thrown);
+    throw new VolmergeError(error.code, `base ${base} was merged, but its generation was not incremented: ${error.message}`);
+  }
+}
+
+/** The job body for an SDM.merge. */
 export function mergeWork(request: MergeWorkRequest): JobWork {
-  return async ({ signal, progress, step }) => {
+  return async (context) => {
     const { chain } = request;
     const expected = request.baseGeneration ?? (await readGeneration(chain.generation));
     // Checked again here: the generation may have moved while the job was pending.
     if (request.baseGeneration !== undefined) await assertGeneration(chain.generation, request.baseGeneration);
-    await runMergeJob({
-      jobId: request.jobId,
-      stateDir: request.stateDir,
-      top: chain.top,
-      base: chain.base,
-      signal,
-      onProgress: progress,
-      onStep: step,
-      ...(request.commitRateLimit ? { rateLimit: request.commitRateLimit } : {}),
-    });
-    try {
-      await bumpGeneration(chain.generation, expected);
-    } catch (thrown) {
-      const error = asVolmergeError(thrown);
-      throw new VolmergeError(error.code, `base ${chain.base} was merged, but its generation was not incremented: ${error.message}`);
-    }
+    await runThroughJob({ ...request, top: chain.top, base: chain.base }, context);
+    await bumpAfterMerge(chain.generation, expected, chain.base);
+  };
+}
+
+/** Where the generation of a base volume found by recovery is kept: its LV, or its sidecar file; none for a plain device. */
+export async function generationHolderOf(base: string): Promise<GenerationHolder | undefined> {
+  const volume = await resolveVolume(base, 'base');
+  if (volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name };
+  return volume.kind === 'file' ? { kind: 'file', path: volume.path } : undefined;
+}
+
+/** The job body that finishes a merge found unfinished at start-up; the generation moves on from wherever it is. */
+export function resumeWork(request: ResumeWorkRequest): JobWork {
+  return async (context) => {
+    await runThroughJob(request, context);
+    const holder = await generationHolderOf(request.base);
+    if (holder) await bumpAfterMerge(holder, await readGeneration(holder), request.base);
   };
 }

@@ -39,6 +39,7 @@ export const APPLICATION_CODES: Partial<Record<ErrorCode, number>> = {
   aborted: 128,
   'volume-deleted': 129,
   'locked-by-other-host': 130,
+  'mid-merge': 131,
   internal: 199,
 };
 

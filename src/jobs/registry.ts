@@ -20,6 +20,8 @@ interface Entry {
   controller: AbortController;
   settled?: Promise<void>;
   expiry?: NodeJS.Timeout;
+  /** Shown as pending but not queued: a recovered job that waits until its volumes can be probed (see hold). */
+  held?: boolean;
 }
 
 /** The table of jobs with its queue; single-threaded, so each method sees and changes a consistent table. */
@@ -38,7 +40,9 @@ export class JobRegistry {
   /** Adds a job as pending and starts it when a slot is free; refuses a known id or a volume an unfinished job uses. */
   add(job: NewJob): JobRecord {
     if (this.stopping) throw new VolmergeError('busy', `job ${job.id}: the agent is stopping and takes no new jobs`);
-    if (this.entries.has(job.id)) throw new VolmergeError('job-exists', `job ${job.id} already exists; use a new job id (or Job.delete the old one once it has finished)`);
+    const existing = this.entries.get(job.id);
+    if (existing?.held && existing.record.status === 'pending') this.entries.delete(job.id);
+    else if (existing) throw new VolmergeError('job-exists', `job ${job.id} already exists; use a new job id (or Job.delete the old one once it has finished)`);
     const holder = this.unfinishedUsing(job.volumes);
     if (holder) {
       throw new VolmergeError('busy', `job ${job.id}: ${holder.volume} is in use by job ${holder.id} (${holder.status}); wait for it to finish`);
@@ -56,6 +60,27 @@ export class JobRegistry {
     this.options.onTransition?.(copy(record));
     this.pump();
     return copy(record);
+  }
+
+  /** Shows a recovered job as pending without queueing it; a later add() with the same id takes its place. */
+  hold(job: Omit<NewJob, 'work'>): JobRecord {
+    const existing = this.entries.get(job.id);
+    if (existing && !(existing.held && existing.record.status === 'pending')) return copy(existing.record);
+    const record: JobRecord = { id: job.id, description: job.description, status: 'pending', progress: 0, volumes: [...job.volumes], createdAt: this.now() };
+    this.entries.set(job.id, { record, work: async () => undefined, controller: new AbortController(), held: true });
+    this.options.onTransition?.(copy(record));
+    return copy(record);
+  }
+
+  /** Records a recovered job that has ended without running here (its volume is gone, its journal unreadable); a held one ends so. */
+  addFailed(job: Omit<NewJob, 'work'>, error: JobError): JobRecord {
+    const existing = this.entries.get(job.id);
+    if (existing && !(existing.held && existing.record.status === 'pending')) return copy(existing.record);
+    const record: JobRecord = { id: job.id, description: job.description, status: 'pending', progress: 0, volumes: [...job.volumes], createdAt: this.now() };
+    const entry: Entry = existing ?? { record, work: async () => undefined, controller: new AbortController(), held: true };
+    this.entries.set(job.id, entry);
+    this.finish(entry, 'failed', error);
+    return copy(entry.record);
   }
 
   /** One job, or undefined. */
@@ -78,8 +103,12 @@ export class JobRegistry {
     const { record } = entry;
     if (isFinished(record.status)) throw new VolmergeError('job-not-active', `job ${id} has already ended (${record.status}); nothing to abort`);
     if (record.status === 'pending') {
-      this.queue.splice(this.queue.indexOf(id), 1);
-      this.finish(entry, 'aborted', { code: 'aborted', message: `job ${id} ${reason} before it started; nothing was changed` });
+      const queued = this.queue.indexOf(id);
+      if (queued >= 0) this.queue.splice(queued, 1);
+      const message = entry.held
+        ? `job ${id} ${reason} while it waited to be recovered; its merge stays unfinished and the next merge of this chain finishes it`
+        : `job ${id} ${reason} before it started; nothing was changed`;
+      this.finish(entry, 'aborted', { code: 'aborted', message });
     } else if (record.status === 'running') {
       this.transition(entry, 'aborting');
       entry.controller.abort(new VolmergeError('aborted', `job ${id} ${reason}`));

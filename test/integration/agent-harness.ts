@@ -95,7 +95,8 @@ export class AgentProcess {
     const child = spawn(
       'node',
       [CLI, 'agent', '--socket', workspace.socket, '--state-dir', workspace.stateDir, '--file-domains', workspace.domains, ...args],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
+      // Its own process group, so that killHard() takes its qemu-img children down with it, as a crash of the host would.
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, detached: true },
     );
     const agent = new AgentProcess(child, workspace.socket);
     const deadline = Date.now() + 15_000;
@@ -160,6 +161,13 @@ export class AgentProcess {
     this.client.close();
     if (this.child.exitCode === null) this.child.kill('SIGTERM');
     return this.exited;
+  }
+
+  /** SIGKILLs the agent's whole process group (the agent and the qemu-img it runs) and waits until the agent is gone. */
+  async killHard(): Promise<void> {
+    this.client.close();
+    if (this.child.exitCode === null && this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL');
+    await this.exited;
   }
 
   /** Resolves with the exit code once the process has ended. */

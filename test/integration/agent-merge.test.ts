@@ -12,6 +12,13 @@ async function generationOf(base: string): Promise<string | undefined> {
   return readFile(`${base}.volmerge-gen`, 'utf8').catch(() => undefined);
 }
 
+/** Base holds exactly these bitmaps, each enabled and none in-use. */
+async function expectValidBitmaps(base: string, names: string[]): Promise<void> {
+  const bitmaps = await bitmapsIn(base);
+  expect(bitmaps.map((b) => b.name).sort()).to.deep.equal([...names].sort());
+  for (const bitmap of bitmaps) expect(bitmap.flags, bitmap.name).to.include('auto').and.not.include('in-use');
+}
+
 describe('agent: merges on a file domain', function () {
   this.timeout(120_000);
   let workspace: AgentWorkspace;
@@ -84,7 +91,7 @@ describe('agent: merges on a file domain', function () {
 
   it('aborts a job during the commit: qemu-img is stopped, top still reads the same, and a later merge finishes it', async () => {
     agent = await AgentProcess.start(workspace, [], { VOLMERGE_TEST_COMMIT_RATE: String(8 * MiB) });
-    const chain = await workspace.chain({ virtualSize: '64M', baseDataMiB: 8, topDataMiB: 64 });
+    const chain = await workspace.chain({ virtualSize: '64M', stale: 1, shared: ['shared'], topOnly: ['backup'], baseDataMiB: 8, topDataMiB: 64 });
     const params = mergeParams(chain, undefined, { base_generation: 0 });
     await agent.client.result('SDM.merge', params);
     await agent.waitFor(params.job_id, (j) => j.step === 'commit' && j.progress > 0);
@@ -104,6 +111,26 @@ describe('agent: merges on a file domain', function () {
     const done = await agent.finished(again.job_id);
     expect(done.status, JSON.stringify(done)).to.equal('done');
     expect(await sameData(chain.base, chain.raw)).to.equal(true);
+    await expectValidBitmaps(chain.base, ['backup', 'shared']);
     expect(await generationOf(chain.base)).to.equal('1\n');
+  });
+
+  it('finishes, under the same job id, a merge whose agent was killed mid-commit, once the agent is back', async () => {
+    agent = await AgentProcess.start(workspace, [], { VOLMERGE_TEST_COMMIT_RATE: String(8 * MiB) });
+    const chain = await workspace.chain({ virtualSize: '64M', stale: 1, shared: ['shared'], topOnly: ['backup'], baseDataMiB: 8, topDataMiB: 64 });
+    const params = mergeParams(chain, undefined, { base_generation: 0 });
+    await agent.client.result('SDM.merge', params);
+    await agent.waitFor(params.job_id, (j) => j.step === 'commit' && j.progress > 0);
+    await agent.killHard();
+    expect(await sameData(chain.top, chain.raw)).to.equal(true);
+
+    agent = await AgentProcess.start(workspace);
+    const job = await agent.finished(params.job_id);
+    expect(job.status, JSON.stringify(job)).to.equal('done');
+    expect(await sameData(chain.base, chain.raw)).to.equal(true);
+    await expectValidBitmaps(chain.base, ['backup', 'shared']);
+    expect(await generationOf(chain.base)).to.equal('1\n');
+    const replay = await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_generation: 0 }));
+    expect(replay, 'the old generation is refused once the merge is done').to.have.nested.property('error.data.name', 'generation-mismatch');
   });
 });

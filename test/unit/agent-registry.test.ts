@@ -148,6 +148,33 @@ describe('agent job registry', () => {
     expect(registry.get('e')).to.equal(undefined);
   });
 
+  it('shows recovered jobs: held ones as pending until added, ended ones as failed', async () => {
+    const registry = new JobRegistry({ maxJobs: 1, finishedTtlMs: 60_000 });
+    registry.hold({ id: 'waiting', description: 'merge_subchain', volumes: ['t', 'b'] });
+    registry.hold({ id: 'gone', description: 'merge_subchain', volumes: ['t2', 'b2'] });
+    await tick();
+    expect(statuses(registry)).to.deep.equal({ waiting: 'pending', gone: 'pending' });
+    registry.addFailed({ id: 'gone', description: 'merge_subchain', volumes: ['t2', 'b2'] }, { code: 'volume-deleted', message: 'base b2 was removed' });
+    registry.addFailed({ id: 'broken', description: 'merge_subchain', volumes: [] }, { code: 'needs-attention', message: 'journal unreadable' });
+    let ran = false;
+    registry.add({
+      id: 'waiting',
+      description: 'merge_subchain',
+      volumes: ['t', 'b'],
+      work: async () => {
+        ran = true;
+      },
+    });
+    await registry.idle();
+    expect(ran).to.equal(true);
+    expect(statuses(registry)).to.deep.equal({ waiting: 'done', gone: 'failed', broken: 'failed' });
+    expect(registry.get('gone')?.error?.code).to.equal('volume-deleted');
+    expect(() => registry.add({ id: 'waiting', description: 'merge_subchain', volumes: ['x'], work: async () => undefined })).to.throw(/already exists/);
+
+    registry.hold({ id: 'held', description: 'merge_subchain', volumes: ['h'] });
+    expect(registry.abort('held').error?.message).to.match(/while it waited to be recovered/);
+  });
+
   it('lists only the ids asked for, skipping unknown ones', async () => {
     const registry = new JobRegistry({ maxJobs: 2, finishedTtlMs: 60_000 });
     for (const id of ['a', 'b', 'c']) registry.add({ id, description: 'merge_subchain', volumes: [id], work: async () => undefined });

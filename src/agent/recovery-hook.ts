@@ -1,0 +1,66 @@
+// Start-up recovery wired into the job table: merges left unfinished in the state dir become jobs of this agent.
+import { log } from '../log.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import { recoverJobs, type RecoveredJob } from '../jobs/recovery.js';
+import { MERGE_JOB } from './methods.js';
+import { resumeWork } from './merge-work.js';
+
+/** What recovery needs from the agent. */
+export interface RecoveryWiring {
+  stateDir: string;
+  registry: JobRegistry;
+  /** Aborted when the agent stops: no more retries. */
+  signal: AbortSignal;
+  commitRateLimit?: number;
+  /** How long a job whose volumes could not be probed waits before the next probe. */
+  retryDelayMs?: number;
+}
+
+function volumesOf(job: RecoveredJob): string[] {
+  return [job.top, job.base].filter((v): v is string => typeof v === 'string');
+}
+
+/**
+ * Runs recovery's first pass before the agent serves: resumable jobs are queued under their journal's job id (so an engine
+ * polling that id sees it finish), jobs waiting on a failed query show as pending, ended ones as failed. Never throws:
+ * a recovery that cannot run is logged and the agent starts anyway.
+ */
+export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<RecoveredJob[]> {
+  const { registry } = wiring;
+  try {
+    return await recoverJobs(wiring.stateDir, {
+      signal: wiring.signal,
+      ...(wiring.retryDelayMs !== undefined ? { retryDelayMs: wiring.retryDelayMs } : {}),
+      resume: (job) => {
+        try {
+          registry.add({
+            id: job.jobId,
+            description: MERGE_JOB.description,
+            volumes: [job.top, job.base],
+            work: resumeWork({
+              jobId: job.jobId,
+              stateDir: wiring.stateDir,
+              top: job.top,
+              base: job.base,
+              leafRoom: job.leafRoom,
+              ...(wiring.commitRateLimit ? { commitRateLimit: wiring.commitRateLimit } : {}),
+            }),
+          });
+          log.info(`recovery: job ${job.jobId} queued to finish from step ${job.fromStep}`, { job: job.jobId, fromStep: job.fromStep });
+        } catch (error) {
+          log.warn(`recovery: job ${job.jobId} not queued: ${(error as Error).message}`, { job: job.jobId });
+        }
+      },
+      onUpdate: (job) => {
+        const base = { id: job.jobId, description: MERGE_JOB.description, volumes: volumesOf(job) };
+        if (job.state === 'waiting') registry.hold(base);
+        else if (job.state === 'failed' || job.state === 'needs-attention') {
+          registry.addFailed(base, job.error ?? { code: 'needs-attention', message: `job ${job.jobId} could not be recovered` });
+        }
+      },
+    });
+  } catch (error) {
+    log.error(`recovery could not run: ${(error as Error).message}; the agent starts without the unfinished jobs`);
+    return [];
+  }
+}
