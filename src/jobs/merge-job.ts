@@ -191,7 +191,8 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob): Prom
         `finish that first: volmerge merge --top ${earlier.request.top} --base ${request.base}`,
     );
   }
-  log.warn(`base ${request.base}: job ${earlier.jobId} left this merge unfinished at ${resumePoint(earlier)} (attempt ${earlier.attempt}); finishing it as job ${request.jobId}`);
+  const as = request.jobId === earlier.jobId ? '' : ` as job ${request.jobId}`;
+  log.warn(`base ${request.base}: job ${earlier.jobId} left this merge unfinished at ${resumePoint(earlier)} (attempt ${earlier.attempt}); finishing it${as}`);
   const writer = await takeOver(request.stateDir, unfinished, request.jobId);
   const dir = jobDir(request.stateDir, request.jobId);
   let inspection: Inspection;

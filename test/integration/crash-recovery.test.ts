@@ -1,0 +1,191 @@
+// Start-up recovery (what the agent calls): crashed jobs resume from their first unfinished step; a volume that is gone
+// ends its job as volume-deleted with nothing recreated; a failed lvs never means gone (the job waits and is retried);
+// an unreadable journal makes only that job need attention.
+import { expect } from 'chai';
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VolmergeError } from '../../src/errors.js';
+import { configureLog } from '../../src/log.js';
+import { runMergeJob } from '../../src/jobs/merge-job.js';
+import { readJournal, scanJournals, writeJournal, type Journal } from '../../src/jobs/journal.js';
+import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
+import { checksum } from '../helpers/cli.js';
+import { makeChain } from '../helpers/images.js';
+import { Workspace } from '../helpers/workspace.js';
+import { expectMerged, prepareChain, runCli, type PreparedChain } from './crash-harness.js';
+
+const SLOW_COMMIT = String(16 * 1024 * 1024);
+
+async function crashInsideCommit(chain: PreparedChain): Promise<Journal> {
+  const crashed = await runCli(['merge', '--top', chain.top, '--base', chain.base, '--rate-limit', SLOW_COMMIT], { ...chain.env, VOLMERGE_CRASH_AT: 'commit:during:40' });
+  expect(crashed.signal, crashed.stderr).to.equal('SIGKILL');
+  const [entry] = await scanJournals(chain.stateDir);
+  if (!entry || !('journal' in entry)) throw new Error('the crashed merge left no readable journal');
+  return entry.journal;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function until(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('start-up recovery of crashed jobs (recoverJobs)', function () {
+  this.timeout(120_000);
+  let ws: Workspace;
+  const savedEnv = { ...process.env };
+  before(() => configureLog('error'));
+  after(() => configureLog('warn'));
+  beforeEach(async () => {
+    ws = await Workspace.create('volmerge-recovery-');
+    process.env.VOLMERGE_LOCK_DIR = ws.path('locks');
+  });
+  afterEach(async () => {
+    process.env = { ...savedEnv };
+    await ws?.dispose();
+  });
+
+  it('resumes a job killed inside the commit from that step, and the merge finishes with data and bitmaps whole', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const journal = await crashInsideCommit(chain);
+    const resumable: ResumableJob[] = [];
+    const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job) });
+    expect(found).to.deep.equal([{ jobId: journal.jobId, state: 'resuming', top: chain.top, base: chain.base, fromStep: 'commit' }]);
+    expect(resumable).to.deep.equal([{ jobId: journal.jobId, top: chain.top, base: chain.base, leafRoom: 0, fromStep: 'commit' }]);
+    const job = resumable[0] as ResumableJob;
+    const outcome = await runMergeJob({ jobId: job.jobId, stateDir: chain.stateDir, top: job.top, base: job.base, leafRoom: job.leafRoom });
+    expect(outcome.status).to.equal('done');
+    expect(outcome.resumed).to.deep.equal({ jobId: journal.jobId, fromStep: 'commit' });
+    await expectMerged(chain);
+  });
+
+  for (const role of ['top', 'base'] as const) {
+    it(`ends the job as volume-deleted when its ${role} was removed while it waited, and recreates nothing`, async () => {
+      const chain = await prepareChain(ws, 'file');
+      const journal = await crashInsideCommit(chain);
+      const other = role === 'top' ? chain.base : chain.top;
+      await rm(chain[role]);
+      const otherSum = await checksum(other);
+      const resumable: ResumableJob[] = [];
+      const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job) });
+      expect(resumable, 'nothing to resume').to.deep.equal([]);
+      expect(found).to.have.length(1);
+      expect(found[0]?.state).to.equal('failed');
+      expect(found[0]?.error?.code).to.equal('volume-deleted');
+      expect(found[0]?.error?.message).to.contain(`${role} ${chain[role]} is gone`);
+      const after = await readJournal(join(chain.stateDir, 'jobs', journal.jobId, 'journal.json'));
+      expect(after.state).to.equal('failed');
+      expect(after.error?.code).to.equal('volume-deleted');
+      expect(await exists(chain[role]), `${role} was not recreated`).to.equal(false);
+      expect(await checksum(other), `the remaining ${role === 'top' ? 'base' : 'top'} was not touched`).to.equal(otherSum);
+
+      // The CLI, asked to merge the same chain again, ends the same way and still recreates nothing.
+      if (role === 'top') {
+        const again = await runCli(['merge', '--top', chain.top, '--base', chain.base, '--json'], chain.env);
+        expect(again.exitCode).to.equal(1);
+        expect((JSON.parse(again.stdout) as { error: { code: string } }).error.code).to.equal('volume-deleted');
+        expect(await exists(chain.top)).to.equal(false);
+        expect(await checksum(chain.base)).to.equal(otherSum);
+      }
+    });
+  }
+
+  it('does not fail a job while lvs fails (exit 5): it waits, is probed again, and is resumed once lvs answers', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const journal = await crashInsideCommit(chain);
+    // Make the journal say base is an LV, so that recovery must ask lvs about it.
+    const asLv: Journal = {
+      ...journal,
+      volumes: { ...journal.volumes, base: { ...journal.volumes.base, kind: 'lv', identity: 'lv:vgtest/base', lv: { vg: 'vgtest', name: 'base' } } },
+    };
+    await writeJournal(chain.stateDir, asLv);
+    const bin = ws.path('lvm-bin');
+    await mkdir(bin);
+    const mode = join(bin, 'mode');
+    const calls = join(bin, 'calls');
+    await writeFile(mode, 'fail\n');
+    const report = JSON.stringify({
+      report: [{ lv: [{ lv_name: 'base', vg_name: 'vgtest', lv_size: '268435456', lv_tags: '', vg_extent_size: '4194304', vg_free: '0', lv_path: '/dev/vgtest/base' }] }],
+    });
+    await writeFile(
+      join(bin, 'lvs'),
+      `#!/bin/sh\necho "$@" >> ${calls}\nif [ "$(cat ${mode})" = fail ]; then echo "  Internal error: lvmetad is confused" >&2; exit 5; fi\necho '${report}'\n`,
+    );
+    await chmod(join(bin, 'lvs'), 0o755);
+    process.env.VOLMERGE_LVM_BIN_DIR = bin;
+
+    const resumable: ResumableJob[] = [];
+    const updates: RecoveredJob[] = [];
+    const stop = new AbortController();
+    try {
+      const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job), onUpdate: (job) => updates.push(job), retryDelayMs: 100, signal: stop.signal });
+      expect(found).to.have.length(1);
+      expect(found[0]?.state).to.equal('waiting');
+      expect(found[0]?.error?.message).to.match(/lvs failed \(exit 5\)/);
+      expect(resumable).to.deep.equal([]);
+      await until(() => updates.length >= 3, 'two more probes while lvs fails');
+      expect(updates.every((u) => u.state === 'waiting'), 'still waiting, never failed').to.equal(true);
+      expect((await readJournal(join(chain.stateDir, 'jobs', journal.jobId, 'journal.json'))).state, 'journal untouched').to.equal('running');
+
+      await writeFile(mode, 'ok\n');
+      await until(() => resumable.length === 1, 'the resume once lvs answers');
+      expect(resumable[0]).to.deep.include({ jobId: journal.jobId, fromStep: 'commit' });
+      expect(updates[updates.length - 1]?.state).to.equal('resuming');
+      expect((await readFile(calls, 'utf8')).trim().split('\n').length).to.be.greaterThan(2);
+    } finally {
+      stop.abort();
+    }
+    // Put the journal back as it was (base is a file here) and let the resumed job finish.
+    await writeJournal(chain.stateDir, journal);
+    delete process.env.VOLMERGE_LVM_BIN_DIR;
+    const outcome = await runMergeJob({ jobId: journal.jobId, stateDir: chain.stateDir, top: chain.top, base: chain.base });
+    expect(outcome.status).to.equal('done');
+    await expectMerged(chain);
+  });
+
+  it('flags a job whose journal is corrupt as needing attention; the other jobs go on', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const journal = await crashInsideCommit(chain);
+    const broken = join(chain.stateDir, 'jobs', 'broken-job');
+    await mkdir(broken);
+    await writeFile(join(broken, 'journal.json'), '{"version": 1, "jobId": "broken-job", "state": "runn');
+    const resumable: ResumableJob[] = [];
+    const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job) });
+    const byId = new Map(found.map((job) => [job.jobId, job]));
+    expect(byId.get('broken-job')?.state).to.equal('needs-attention');
+    expect(byId.get('broken-job')?.error?.code).to.equal('needs-attention');
+    expect(byId.get('broken-job')?.error?.message).to.contain(join(broken, 'journal.json'));
+    expect(byId.get(journal.jobId)?.state).to.equal('resuming');
+    const outcome = await runMergeJob({ jobId: journal.jobId, stateDir: chain.stateDir, top: chain.top, base: chain.base });
+    expect(outcome.status).to.equal('done');
+    await expectMerged(chain);
+    expect(await exists(join(broken, 'journal.json')), 'the corrupt journal is left for a person').to.equal(true);
+  });
+
+  it('a job accepted earlier whose top vanished before it ran ends as volume-deleted, writing nothing', async () => {
+    const base = ws.path('base.qcow2');
+    const top = ws.path('top.qcow2');
+    await makeChain(base, top, { virtualSize: '64M', shared: ['shared'], topDataMiB: 2 });
+    await rm(top);
+    const stateDir = ws.path('state');
+    let thrown: unknown;
+    try {
+      await runMergeJob({ jobId: 'pending-1', stateDir, top, base, volumesValidated: true });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).to.be.instanceOf(VolmergeError);
+    expect((thrown as VolmergeError).code).to.equal('volume-deleted');
+    expect(await exists(top)).to.equal(false);
+    expect(await exists(join(stateDir, 'jobs', 'pending-1')), 'no journal for a job that never began').to.equal(false);
+  });
+});
