@@ -206,8 +206,9 @@ export class JobRegistry {
         (thrown: unknown) => {
           const error = asVolmergeError(thrown);
           if (controller.signal.aborted) {
-            const message = error.code === 'aborted' ? error.message : `job ${record.id} aborted: ${error.message}`;
-            this.finish(entry, 'aborted', { code: 'aborted', message });
+            const reason: unknown = controller.signal.reason;
+            const why = reason instanceof Error ? reason.message : `job ${record.id} aborted`;
+            this.finish(entry, 'aborted', { code: 'aborted', message: `${why} during ${record.step ?? 'its start'}: ${error.message}` });
           } else {
             this.finish(entry, 'failed', { code: error.code, message: error.message });
           }
