@@ -1,0 +1,163 @@
+// `npm run bench`: volmerge merge against a bare qemu-img commit and a dd copy, commit options, start-up and agent latency.
+// Writes the figures to bench-results.json and prints them as markdown tables. Needs root (loop devices) and qemu-utils.
+import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { measureAgent } from './agent-latency.js';
+import { buildGolden, type GoldenChain, type Medium } from './chains.js';
+import { measureCommitOptions } from './commit-options.js';
+import { measurePairs } from './pairs.js';
+import { exec } from './proc.js';
+import { straceCount } from './process-count.js';
+import { renderMarkdown, type BenchResults } from './report.js';
+import { measureStartup } from './startup.js';
+import { withWorkspace } from './workspace.js';
+
+const USAGE = `usage: npm run bench -- [options]
+  --sizes LIST         MiB of data in top, comma-separated (default 256,1024)
+  --big                also 4096 MiB (4 GiB)
+  --runs N             runs per figure, median reported (default 5, at least 5 for published figures)
+  --media LIST         file,loop (default both)
+  --sections LIST      startup,pairs,options,agent (default all)
+  --option-size MiB    data size for the commit-option comparison (default 1024)
+  --agent-size MiB     data size of each of the 4 agent merges (default 1024)
+  --stale N            stale bitmaps in base (default 32)
+  --dir DIR            where chains are built (default /var/tmp)
+  --out FILE           figures as JSON (default bench-results.json)`;
+
+function list(text: string): string[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function positiveInt(text: string, name: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number above 0, not ${text}`);
+  return value;
+}
+
+/** The benchmark's settings from argv. */
+function settings(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sizes: { type: 'string', default: '256,1024' },
+      big: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '5' },
+      media: { type: 'string', default: 'file,loop' },
+      sections: { type: 'string', default: 'startup,pairs,options,agent' },
+      'option-size': { type: 'string', default: '1024' },
+      'agent-size': { type: 'string', default: '1024' },
+      stale: { type: 'string', default: '32' },
+      dir: { type: 'string', default: '/var/tmp' },
+      out: { type: 'string', default: 'bench-results.json' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const sizes = list(values.sizes).map((s) => positiveInt(s, '--sizes'));
+  if (values.big && !sizes.includes(4096)) sizes.push(4096);
+  for (const s of sizes) if (s % 64 !== 0) throw new Error(`--sizes: ${s} is not a multiple of 64 MiB`);
+  const media = list(values.media);
+  for (const m of media) if (m !== 'file' && m !== 'loop') throw new Error(`--media: ${m} is neither file nor loop`);
+  return {
+    sizes,
+    runs: positiveInt(values.runs, '--runs'),
+    media: media as Medium[],
+    sections: new Set(list(values.sections)),
+    optionSize: positiveInt(values['option-size'], '--option-size'),
+    agentSize: positiveInt(values['agent-size'], '--agent-size'),
+    stale: Number(values.stale),
+    dir: values.dir,
+    out: resolve(values.out),
+  };
+}
+
+/** What the figures were measured on. */
+async function machine(dir: string): Promise<Record<string, string | number>> {
+  const firstLine = async (argv: string[]): Promise<string> => (await exec(argv)).stdout.split('\n')[0]?.trim() ?? '';
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown CPU',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    freeMemGiB: Math.round(freemem() / 2 ** 30),
+    kernel: `Linux ${release()}`,
+    node: process.versions.node,
+    qemuImg: await firstLine(['qemu-img', '--version']),
+    filesystem: (await firstLine(['findmnt', '-n', '-o', 'FSTYPE,SOURCE', '--target', dir])).replace(/\s+/, ' on ') || dir,
+    loadAtStart: loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+async function main(): Promise<void> {
+  const options = settings(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error('run the benchmark as root: it attaches loop devices and drops file pages from the cache');
+  const say = (line: string): void => console.error(line);
+  const started = Date.now();
+  const results: BenchResults = {
+    machine: await machine(options.dir),
+    config: { runs: options.runs, sizesMiB: options.sizes, media: options.media, staleBitmaps: options.stale, sections: [...options.sections] },
+    pairs: [],
+    strace: [],
+    commitOptions: [],
+    targets: {
+      outsideCommit: '< 250 ms with 32 stale bitmaps',
+      ratio: 'merge / commit <= 1.10 at 1 GiB, <= 1.03 at 4 GiB',
+      help: 'volmerge --help < 300 ms',
+      getJobs: 'Host.getJobs p99 < 20 ms with 4 merges running',
+    },
+  };
+
+  if (options.sections.has('startup')) {
+    say('bench: start-up');
+    results.startup = await measureStartup(Math.max(options.runs, 15));
+  }
+
+  await withWorkspace(options.dir, async (workspace) => {
+    const goldens = new Map<number, GoldenChain>();
+    const golden = async (dataMiB: number): Promise<GoldenChain> => {
+      let chain = goldens.get(dataMiB);
+      if (!chain) {
+        say(`bench: building a chain with ${dataMiB} MiB in top and ${options.stale} stale bitmaps in base`);
+        chain = await buildGolden(workspace, dataMiB, options.stale);
+        goldens.set(dataMiB, chain);
+      }
+      return chain;
+    };
+    if (options.sections.has('pairs')) {
+      for (const medium of options.media) {
+        for (const dataMiB of options.sizes) {
+          say(`bench: ${medium}, ${dataMiB} MiB: merge / bare commit / dd, alternated`);
+          results.pairs.push(await measurePairs(workspace, await golden(dataMiB), medium, options.runs, say));
+        }
+        const counted = await straceCount(workspace, await golden(Math.min(...options.sizes)), medium);
+        if (counted) results.strace.push(counted);
+      }
+    }
+    if (options.sections.has('options')) {
+      for (const medium of options.media) {
+        say(`bench: ${medium}, ${options.optionSize} MiB: qemu-img commit options`);
+        results.commitOptions.push(...(await measureCommitOptions(workspace, await golden(options.optionSize), medium, options.runs, say)));
+      }
+    }
+    if (options.sections.has('agent')) {
+      say(`bench: agent with 4 merges of ${options.agentSize} MiB`);
+      results.agent = await measureAgent(workspace, await golden(options.agentSize), 4, say);
+    }
+  });
+
+  results.machine.loadAtEnd = loadavg().map((l) => l.toFixed(2)).join(' ');
+  results.machine.benchSeconds = Math.round((Date.now() - started) / 1000);
+  await writeFile(options.out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(renderMarkdown(results));
+  say(`bench: figures in ${options.out} (${results.machine.benchSeconds} s)`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

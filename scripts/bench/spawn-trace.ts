@@ -1,0 +1,48 @@
+// Preload for `node --import`: records every child process the traced program starts (argv, start, end) and writes
+// them as JSON to $VOLMERGE_BENCH_TRACE when the program exits. It changes nothing else; the benchmark counts with it.
+import childProcess from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+
+/** One child process as the trace records it; times are performance.now() of the traced process (ms since it started). */
+export interface TracedChild {
+  argv: string[];
+  startMs: number;
+  endMs?: number;
+}
+
+/** What the trace file holds. */
+export interface SpawnTrace {
+  children: TracedChild[];
+  exitMs: number;
+}
+
+const children: TracedChild[] = [];
+const output = process.env.VOLMERGE_BENCH_TRACE;
+
+type Starter = (...args: unknown[]) => unknown;
+
+/** Wraps one child_process function so that every call is recorded; waits for 'exit' on the ChildProcess it returns. */
+function wrap(name: 'spawn' | 'execFile' | 'exec' | 'fork' | 'spawnSync' | 'execFileSync' | 'execSync'): void {
+  const original = childProcess[name] as unknown as Starter;
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    const file = typeof args[0] === 'string' ? args[0] : '?';
+    const rest = Array.isArray(args[1]) ? args[1].map(String) : [];
+    const record: TracedChild = { argv: [file, ...rest], startMs: performance.now() };
+    children.push(record);
+    const result = original.apply(this, args);
+    if (result instanceof childProcess.ChildProcess) result.once('exit', () => (record.endMs = performance.now()));
+    else record.endMs = performance.now();
+    return result;
+  };
+  (childProcess as unknown as Record<string, Starter>)[name] = wrapped;
+}
+
+if (output) {
+  for (const name of ['spawn', 'execFile', 'exec', 'fork', 'spawnSync', 'execFileSync', 'execSync'] as const) wrap(name);
+  syncBuiltinESMExports();
+  process.once('exit', () => {
+    const trace: SpawnTrace = { children, exitMs: performance.now() };
+    writeFileSync(output, JSON.stringify(trace));
+  });
+}

@@ -1,0 +1,96 @@
+// Benchmark helper: runs the built CLI (optionally under the spawn tracer) and reads what one traced merge did.
+import { readFile, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { exec, type Timed } from './proc.js';
+import type { SpawnTrace, TracedChild } from './spawn-trace.js';
+
+/** The built CLI, dist/src/cli/main.js (this file is dist/scripts/bench/volmerge.js). */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** The preload that records child processes. */
+export const TRACER = fileURLToPath(new URL('./spawn-trace.js', import.meta.url));
+
+/** One `volmerge merge --json` run with its trace. */
+export interface TracedMerge {
+  wall: Timed;
+  trace: SpawnTrace;
+}
+
+/** Runs `node dist/src/cli/main.js merge --top T --base B --json` under the tracer; throws unless it printed status done. */
+export async function tracedMerge(top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
+  await rm(traceFile, { force: true });
+  const wall = await exec(['node', '--import', TRACER, CLI, 'merge', '--top', top, '--base', base, '--json'], {
+    env: { VOLMERGE_BENCH_TRACE: traceFile, VOLMERGE_STATE_DIR: stateDir },
+  });
+  let status = '';
+  try {
+    status = (JSON.parse(wall.stdout) as { status?: string }).status ?? '';
+  } catch {
+    status = '';
+  }
+  if (wall.code !== 0 || status !== 'done') {
+    throw new Error(`volmerge merge --top ${top} --base ${base} exited ${wall.code}: ${wall.stdout.trim()} ${wall.stderr.trim()}`.slice(0, 2000));
+  }
+  const trace = JSON.parse(await readFile(traceFile, 'utf8')) as SpawnTrace;
+  return { wall, trace };
+}
+
+/** A short name for a child process: the program, and for qemu-img its subcommand and main flag. */
+export function childKind(child: TracedChild): string {
+  const program = basename(child.argv[0] ?? '?');
+  if (program !== 'qemu-img' && !program.includes('qemu-img')) return program;
+  const [sub, ...rest] = child.argv.slice(1);
+  if (sub === 'info') return rest.includes('--backing-chain') ? 'qemu-img info --backing-chain' : 'qemu-img info';
+  if (sub === 'bitmap') return rest.includes('--remove') ? 'qemu-img bitmap --remove' : rest.includes('--merge') ? 'qemu-img bitmap --merge' : 'qemu-img bitmap';
+  return `qemu-img ${sub ?? '?'}`;
+}
+
+/** Milliseconds a traced child ran (0 when its end was not seen). */
+export function childMs(child: TracedChild): number {
+  return child.endMs === undefined ? 0 : child.endMs - child.startMs;
+}
+
+/** Where the time of one merge went. */
+export interface MergeBreakdown {
+  wallMs: number;
+  /** The qemu-img commit process, start to exit. */
+  commitMs: number;
+  /** Everything else: wall minus the commit. */
+  outsideCommitMs: number;
+  /** From node's start to its first child process (start-up, module loading, inspection before the first call). */
+  untilFirstChildMs: number;
+  /** Time in child processes other than the commit. */
+  otherChildrenMs: number;
+  /** Node's own time outside start-up and child processes (between and after calls, plus spawning the CLI). */
+  nodeBetweenMs: number;
+  processes: number;
+  /** Processes and milliseconds by kind. */
+  byKind: Record<string, { count: number; ms: number }>;
+}
+
+/** Splits a traced merge's wall time into the commit and everything outside it. */
+export function breakdown(merge: TracedMerge): MergeBreakdown {
+  const { children } = merge.trace;
+  const commit = children.filter((c) => childKind(c) === 'qemu-img commit');
+  const commitMs = commit.reduce((sum, c) => sum + childMs(c), 0);
+  const others = children.filter((c) => childKind(c) !== 'qemu-img commit');
+  const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0);
+  const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
+  const byKind: Record<string, { count: number; ms: number }> = {};
+  for (const child of children) {
+    const entry = (byKind[childKind(child)] ??= { count: 0, ms: 0 });
+    entry.count += 1;
+    entry.ms += childMs(child);
+  }
+  const outsideCommitMs = merge.wall.ms - commitMs;
+  return {
+    wallMs: merge.wall.ms,
+    commitMs,
+    outsideCommitMs,
+    untilFirstChildMs,
+    otherChildrenMs,
+    nodeBetweenMs: outsideCommitMs - untilFirstChildMs - otherChildrenMs,
+    processes: children.length,
+    byKind,
+  };
+}
