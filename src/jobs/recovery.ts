@@ -3,6 +3,7 @@
 import { VolmergeError, type ErrorCode } from '../errors.js';
 import { log } from '../log.js';
 import type { MergeStep } from '../merge/steps.js';
+import { readChain } from '../qemu/queries.js';
 import { readLockHolder } from './chain-lock.js';
 import { firstUnfinishedStep, journalPath, JournalWriter, readJournal, scanJournals, type Journal } from './journal.js';
 import { isProcessAlive } from './proc.js';
@@ -57,7 +58,7 @@ async function runByAnother(journal: Journal): Promise<boolean> {
   return false;
 }
 
-/** Probes one running job's volumes and decides what becomes of it. */
+/** Probes one running job's volumes (stat or lvs, then qemu-img info) and decides what becomes of it. */
 async function recoverOne(stateDir: string, folder: string, journal: Journal, options: RecoveryOptions): Promise<RecoveredJob | undefined> {
   if (await runByAnother(journal)) {
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
@@ -75,6 +76,13 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
       j.error = { code: error.code, message: error.message };
     });
     return { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } };
+  }
+  try {
+    // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
+    await readChain(journal.volumes.top.realPath);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } };
   }
   const job: ResumableJob = { jobId: journal.jobId, top: journal.request.top, base: journal.request.base, leafRoom: journal.request.leafRoom, fromStep: firstUnfinishedStep(journal) ?? 'end' };
   options.resume(job);

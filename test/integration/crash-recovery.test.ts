@@ -152,6 +152,51 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
     await expectMerged(chain);
   });
 
+  it('does not fail a job while qemu-img fails: it waits and is resumed once qemu-img answers', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const journal = await crashInsideCommit(chain);
+    const wrapper = ws.path('qemu-img-broken');
+    await writeFile(wrapper, '#!/bin/sh\necho "qemu-img: something went wrong" >&2\nexit 5\n');
+    await chmod(wrapper, 0o755);
+    process.env.VOLMERGE_QEMU_IMG = wrapper;
+    const resumable: ResumableJob[] = [];
+    const updates: RecoveredJob[] = [];
+    const stop = new AbortController();
+    try {
+      const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job), onUpdate: (job) => updates.push(job), retryDelayMs: 100, signal: stop.signal });
+      expect(found.map((j) => [j.state, j.error?.code])).to.deep.equal([['waiting', 'qemu-failed']]);
+      await until(() => updates.length >= 2, 'another probe while qemu-img fails');
+      expect(resumable).to.deep.equal([]);
+      delete process.env.VOLMERGE_QEMU_IMG;
+      await until(() => resumable.length === 1, 'the resume once qemu-img answers');
+    } finally {
+      stop.abort();
+    }
+    expect((await runMergeJob({ jobId: journal.jobId, stateDir: chain.stateDir, top: chain.top, base: chain.base })).status).to.equal('done');
+    await expectMerged(chain);
+  });
+
+  for (const role of ['top', 'base'] as const) {
+    it(`ends a running CLI merge as volume-deleted when its ${role} is removed during the commit`, async () => {
+      const chain = await prepareChain(ws, 'file');
+      const merge = runCli(['merge', '--top', chain.top, '--base', chain.base, '--json', '--rate-limit', String(8 * 1024 * 1024)], chain.env);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [entry] = await scanJournals(chain.stateDir).catch(() => []);
+        if (entry && 'journal' in entry && entry.journal.steps.commit) break;
+        if (Date.now() > deadline) throw new Error('the merge never reached the commit');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await rm(chain[role]);
+      const result = await merge;
+      expect(result.exitCode, result.stderr).to.equal(1);
+      const output = JSON.parse(result.stdout) as { error: { code: string; message: string } };
+      expect(output.error.code, output.error.message).to.equal('volume-deleted');
+      expect(output.error.message).to.contain(`${role} ${chain[role]} is gone`);
+      expect(await exists(chain[role]), `${role} was not recreated`).to.equal(false);
+    });
+  }
+
   it('flags a job whose journal is corrupt as needing attention; the other jobs go on', async () => {
     const chain = await prepareChain(ws, 'file');
     const journal = await crashInsideCommit(chain);
