@@ -75,10 +75,9 @@ vm_boot_image() {
     fi
     chmod 0644 -- "$tmp"
     mv -f -- "$tmp" "$out"
-    # Drop stale extractions of this kernel.
-    for tmp in "$cache/vmlinux-$VM_KVER-"*; do
-      [[ $tmp == "$out" ]] || rm -f -- "$tmp"
-    done
   fi
+  # Other extractions of this kernel version, once no VM can be starting from them.
+  find "$cache" -maxdepth 1 -name "vmlinux-$VM_KVER-*" ! -name "${out##*/}" -mmin +10 -delete 2>/dev/null || true
+  find "$cache" -maxdepth 1 -name '.vmlinux.*' -mmin +10 -delete 2>/dev/null || true
   printf '%s\n' "$out"
 }
