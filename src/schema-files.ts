@@ -1,0 +1,18 @@
+// The schema files and the ajv options that both the build-time compiler and the runtime fallback use (one truth).
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The folder of JSON Schemas shipped with the package (dist/src/ -> ../../schemas). */
+export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
+
+/** ajv's options: strict, first error only, union types allowed. */
+export const AJV_OPTIONS = { allErrors: false, strict: true, allowUnionTypes: true } as const;
+
+/** Every schemas/*.schema.json file's text, by file name, in name order. */
+export function readSchemaTexts(): Record<string, string> {
+  const texts: Record<string, string> = {};
+  for (const file of readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.schema.json')).sort()) {
+    texts[file] = readFileSync(SCHEMA_DIR + file, 'utf8');
+  }
+  return texts;
+}

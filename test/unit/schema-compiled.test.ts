@@ -1,0 +1,77 @@
+// The build's compiled validators judge exactly as ajv compiling schemas/ at run time, and are used only while they match.
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { COMPILED_VALIDATORS, compileValidators } from '../../src/schema-compile.js';
+import { AJV_OPTIONS, readSchemaTexts } from '../../src/schema-files.js';
+import { compiledMatches, describeErrors, validatorSource, type CompiledModule } from '../../src/schema.js';
+import { jsonFixture } from './fixtures.js';
+
+const require = createRequire(import.meta.url);
+
+/** Samples, good and bad, for a few schemas. */
+function samples(): [string, unknown][] {
+  const info = jsonFixture<Record<string, unknown>>('qemu/info-base.json');
+  return [
+    ['qemu-img-info.schema.json', info],
+    ['qemu-img-info.schema.json', jsonFixture('qemu/info-in-use.json')],
+    ['qemu-img-info.schema.json', { ...info, 'virtual-size': 'big' }],
+    ['qemu-img-info.schema.json', { format: 'qcow2' }],
+    ['qemu-img-info-chain.schema.json', jsonFixture('qemu/info-chain-top-base.json')],
+    ['qemu-img-info-chain.schema.json', []],
+    ['qemu-img-info-chain.schema.json', [{ ...info, filename: 7 }]],
+    ['qemu-img-measure.schema.json', jsonFixture('qemu/measure-subchain.json')],
+    ['qemu-img-measure.schema.json', { required: -1 }],
+    ['qemu-img-check.schema.json', jsonFixture('qemu/check-clean.json')],
+    ['lvs.schema.json', { report: [{ lv: [{ lv_name: 'a', vg_name: 'b', lv_size: '12.5m' }] }] }],
+  ];
+}
+
+describe('compiled schema validators', () => {
+  let dir: string;
+  let compiled: CompiledModule;
+  const texts = readSchemaTexts();
+
+  before(() => {
+    // Inside dist/ so that the module's require('ajv/dist/runtime/...') resolves as it does for dist/src/.
+    dir = mkdtempSync(fileURLToPath(new URL('./compiled-schemas-', import.meta.url)));
+    const file = join(dir, 'validators.cjs');
+    writeFileSync(file, compileValidators(texts));
+    compiled = require(file) as CompiledModule;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('accept and refuse exactly what ajv compiling the schema files accepts and refuses, with the same errors', () => {
+    const ajv = new Ajv(AJV_OPTIONS);
+    for (const [file, text] of Object.entries(texts)) ajv.addSchema(JSON.parse(text) as object, file);
+    let refused = 0;
+    for (const [file, data] of samples()) {
+      const runtime = ajv.getSchema(file);
+      const built = compiled[file];
+      expect(runtime, file).to.be.a('function');
+      expect(built, file).to.be.a('function');
+      const verdict = built?.(data);
+      expect(verdict, `${file} ${JSON.stringify(data).slice(0, 80)}`).to.equal(runtime?.(data));
+      expect(describeErrors(built?.errors)).to.equal(describeErrors(runtime?.errors));
+      if (!verdict) refused += 1;
+    }
+    expect(refused).to.be.above(4);
+  });
+
+  it('are trusted only while every schema file reads exactly as when they were compiled', () => {
+    expect(compiledMatches(compiled, texts)).to.equal(true);
+    const [first] = Object.keys(texts);
+    expect(compiledMatches(compiled, { ...texts, [first ?? '']: `${texts[first ?? '']} ` })).to.equal(false);
+    expect(compiledMatches(compiled, { ...texts, 'new.schema.json': '{}' })).to.equal(false);
+    const fewer = Object.entries(texts).filter(([file]) => file !== first);
+    expect(compiledMatches(compiled, Object.fromEntries(fewer))).to.equal(false);
+  });
+
+  it('are what the built package uses after npm run build', function () {
+    if (!existsSync(COMPILED_VALIDATORS)) this.skip();
+    expect(validatorSource()).to.equal('compiled');
+  });
+});
