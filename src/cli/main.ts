@@ -2,11 +2,13 @@
 // The volmerge command line: parses argv with yargs and is the only place that calls process.exit.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { mergeBuilder, mergeHandler, type MergeArgs } from './merge-command.js';
-import { agentBuilder, agentHandler, type AgentArgs } from './agent-command.js';
-import { jobsBuilder, jobsHandler, type JobsArgs } from './jobs-command.js';
-import { callBuilder, callHandler, type CallArgs } from './call-command.js';
-import { statusBuilder, statusHandler, type StatusArgs } from './status-command.js';
+// Each command's module is imported only when that command runs (its builder is async), so `volmerge --help` and every
+// command load no more than they use: winston, the agent and the merge pipeline cost start-up time.
+import type { MergeArgs } from './merge-command.js';
+import type { AgentArgs } from './agent-command.js';
+import type { JobsArgs } from './jobs-command.js';
+import type { CallArgs } from './call-command.js';
+import type { StatusArgs } from './status-command.js';
 // Further commands (agent, jobs, call, status) register below, each in a file of its own.
 
 const EXIT_USAGE = 2;
@@ -20,23 +22,43 @@ async function main(argv: string[]): Promise<void> {
     .command<MergeArgs>(
       'merge',
       'Merge top into base: prune stale bitmaps, extend base, commit, copy bitmaps, verify',
-      mergeBuilder,
+      async (y) => (await import('./merge-command.js')).mergeBuilder(y),
       async (args) => {
-        exitCode = await mergeHandler(args);
+        exitCode = await (await import('./merge-command.js')).mergeHandler(args);
       },
     )
-    .command<AgentArgs>('agent', 'Run the host agent: merge jobs over JSON-RPC 2.0 on a unix socket (TCP with a token)', agentBuilder, async (args) => {
-      exitCode = await agentHandler(args);
-    })
-    .command<JobsArgs>('jobs', "List the agent's jobs with their progress", jobsBuilder, async (args) => {
-      exitCode = await jobsHandler(args);
-    })
-    .command<CallArgs>('call <method> [params]', 'Send one JSON-RPC request to the agent and print its result', callBuilder, async (args) => {
-      exitCode = await callHandler(args);
-    })
-    .command<StatusArgs>('status', 'Show whether a chain is being merged, left unfinished by a crash, or needs attention', statusBuilder, async (args) => {
-      exitCode = await statusHandler(args);
-    })
+    .command<AgentArgs>(
+      'agent',
+      'Run the host agent: merge jobs over JSON-RPC 2.0 on a unix socket (TCP with a token)',
+      async (y) => (await import('./agent-command.js')).agentBuilder(y),
+      async (args) => {
+        exitCode = await (await import('./agent-command.js')).agentHandler(args);
+      },
+    )
+    .command<JobsArgs>(
+      'jobs',
+      "List the agent's jobs with their progress",
+      async (y) => (await import('./jobs-command.js')).jobsBuilder(y),
+      async (args) => {
+        exitCode = await (await import('./jobs-command.js')).jobsHandler(args);
+      },
+    )
+    .command<CallArgs>(
+      'call <method> [params]',
+      'Send one JSON-RPC request to the agent and print its result',
+      async (y) => (await import('./call-command.js')).callBuilder(y),
+      async (args) => {
+        exitCode = await (await import('./call-command.js')).callHandler(args);
+      },
+    )
+    .command<StatusArgs>(
+      'status',
+      'Show whether a chain is being merged, left unfinished by a crash, or needs attention',
+      async (y) => (await import('./status-command.js')).statusBuilder(y),
+      async (args) => {
+        exitCode = await (await import('./status-command.js')).statusHandler(args);
+      },
+    )
     .demandCommand(1, 'Name a command; see volmerge --help')
     .strict()
     .help()
