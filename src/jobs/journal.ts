@@ -27,7 +27,9 @@ export interface StepRecord {
 
 /** A volume as the journal remembers it, to find it again and to tell whether it is still the same one. */
 export interface JournalVolume {
+  /** The path as given, made absolute: what later runs open (for an LV, /dev/VG/LV, which outlives a reboot). */
   path: string;
+  /** Where it resolved to when the job began (for messages; /dev/dm-N may change). */
   realPath: string;
   identity: string;
   kind: VolumeKind;

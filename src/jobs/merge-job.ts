@@ -1,5 +1,6 @@
 // One merge run as a job: the entry point that the CLI and the agent share. It takes the chain's lock, keeps a
 // write-ahead journal, backs up bitmaps, marks base, and finishes (resumes) a merge of the chain that an earlier run left unfinished.
+import { resolve as resolvePath } from 'node:path';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { inspectChain, type Inspection } from '../merge/inspect.js';
@@ -52,7 +53,7 @@ function missingMeansDeleted(error: unknown, request: MergeJobRequest): unknown 
 /** The journal's record of a volume. */
 function journalVolume(volume: Volume): JournalVolume {
   return {
-    path: volume.path,
+    path: resolvePath(volume.path),
     realPath: volume.realPath,
     identity: volume.identity,
     kind: volume.kind,
@@ -114,8 +115,12 @@ async function execute(
     throw await recordFailure(writer, thrown);
   }
   const dir = jobDir(request.stateDir, writer.journal.jobId);
-  await deleteBitmapBackup(dir);
-  await removeDurable(dir);
+  try {
+    await deleteBitmapBackup(dir);
+    await removeDurable(dir);
+  } catch (error) {
+    log.warn(`job ${writer.journal.jobId}: the merge is done but ${dir} could not be removed: ${(error as Error).message}`);
+  }
   return { status: 'done', plan, ...(resumed ? { resumed } : {}) };
 }
 
@@ -147,8 +152,8 @@ async function runFresh(request: MergeJobRequest, previous?: JournalWriter, resu
   const { inspection, plan } = planned;
   const volumes = { top: journalVolume(inspection.top), base: journalVolume(inspection.base) };
   const journalRequest = {
-    top: request.top,
-    base: request.base,
+    top: resolvePath(request.top),
+    base: resolvePath(request.base),
     leafRoom: request.leafRoom ?? 0,
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
   };
@@ -180,7 +185,7 @@ async function runFresh(request: MergeJobRequest, previous?: JournalWriter, resu
 }
 
 /** Finishes a merge that an earlier run (this job or another) left unfinished. */
-async function resume(request: MergeJobRequest, unfinished: UnfinishedJob): Promise<MergeOutcome> {
+async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base: Volume): Promise<MergeOutcome> {
   const earlier = unfinished.journal;
   const fromStep: MergeStep | 'end' = firstUnfinishedStep(earlier) ?? 'end';
   const top = await resolveVolume(request.top, 'top').catch(() => undefined);
@@ -197,7 +202,7 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob): Prom
   const dir = jobDir(request.stateDir, request.jobId);
   let inspection: Inspection;
   try {
-    await repairBitmaps(writer.journal, dir, writer.journal.volumes.top.realPath, writer.journal.volumes.base.realPath);
+    await repairBitmaps(writer.journal, dir, top?.realPath ?? writer.journal.volumes.top.path, base.realPath);
     if (!pastPointOfNoReturn(writer.journal)) {
       // Nothing of top is in base yet and the bitmaps are whole again: start over from a plan of what is there now.
       await writer.update((j) => {
@@ -248,7 +253,7 @@ export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcom
   const lock = await acquireChainLock(base.identity, { jobId: request.jobId, base: request.base });
   try {
     const unfinished = await findUnfinishedJob(request.stateDir, base.identity);
-    if (unfinished) return await resume(request, unfinished);
+    if (unfinished) return await resume(request, unfinished, base);
     await refuseIfMarked(base, 'base', request.stateDir);
     return await runFresh(request);
   } finally {

@@ -79,7 +79,7 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
   }
   try {
     // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
-    await readChain(journal.volumes.top.realPath);
+    await readChain(journal.volumes.top.path);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } };

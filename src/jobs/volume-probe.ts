@@ -17,15 +17,15 @@ export async function probeVolume(volume: JournalVolume): Promise<ProbeResult> {
       return { state: 'unknown', reason: error instanceof Error ? error.message : String(error) };
     }
     try {
-      await stat(volume.realPath);
+      await stat(volume.path);
     } catch {
-      return { state: 'unknown', reason: `${volume.lv.vg}/${volume.lv.name} exists but ${volume.realPath} is not there (inactive LV?)` };
+      return { state: 'unknown', reason: `${volume.lv.vg}/${volume.lv.name} exists but ${volume.path} is not there (inactive LV?)` };
     }
     return { state: 'present' };
   }
   let facts;
   try {
-    facts = await stat(volume.realPath);
+    facts = await stat(volume.path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { state: 'gone', reason: `${volume.path}: no such file or device` };
