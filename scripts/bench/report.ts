@@ -82,6 +82,7 @@ function startupAndAgentTable(startup: StartupResult | undefined, agent: AgentRe
     const target = c.name === 'volmerge --help' ? `< 300 ms${mark(c.ms.median < 300)}` : '';
     lines.push(`| \`${c.name}\` (${startup?.runs} runs) | ${ms(c.ms.median)} | p90 ${ms(c.p90)} | ${target} |`);
   }
+  for (const m of startup?.modules ?? []) lines.push(`| loading ${m.name} | adds ${ms(m.addsMs)} to an empty node | | |`);
   if (agent && 'skipped' in agent) lines.push(`| \`Host.getJobs\` | not measured: ${agent.skipped} | | p99 < 20 ms |`);
   else if (agent) {
     const row = (label: string, l: { samples: number; p50: number; p99: number }, target: string): string =>

@@ -1,14 +1,29 @@
 // Start-up cost: `volmerge --help` and `volmerge merge --help` against a bare `node -e 0`, alternated.
+import { fileURLToPath } from 'node:url';
 import { must } from './proc.js';
-import { percentile, round, summarize, type Summary } from './stats.js';
+import { median, percentile, round, summarize, type Summary } from './stats.js';
 import { CLI, TRACER } from './volmerge.js';
+
+/** The package root (this file is dist/scripts/bench/startup.js), where bare module names resolve. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The start-up figures. */
 export interface StartupResult {
   runs: number;
   /** Each command's wall time; p90 next to the median. */
   commands: { name: string; argv: string[]; ms: Summary; p90: number }[];
+  /** What loading one module (or compiling the schemas) adds to an empty node run, median of paired differences. */
+  modules: { name: string; addsMs: number }[];
 }
+
+/** Loads that the CLI pays for or used to: each snippet runs in a fresh node, from the package root. */
+const MODULES: { name: string; code: string }[] = [
+  { name: 'yargs', code: "await import('yargs'); await import('yargs/helpers');" },
+  { name: 'winston', code: "await import('winston');" },
+  { name: 'execa', code: "await import('execa');" },
+  { name: 'ajv + compiling every schema at run time', code: "const s = await import('./dist/src/schema-files.js'); const { Ajv } = await import('ajv'); const a = new Ajv(s.AJV_OPTIONS); for (const [f, t] of Object.entries(s.readSchemaTexts())) a.addSchema(JSON.parse(t), f); for (const f of Object.keys(s.readSchemaTexts())) a.getSchema(f);" },
+  { name: 'build-time compiled validators (src/schema.ts)', code: "const s = await import('./dist/src/schema.js'); s.validatorFor('journal.schema.json');" },
+];
 
 const COMMANDS: { name: string; argv: string[] }[] = [
   { name: 'node -e 0', argv: ['node', '-e', '0'] },
@@ -27,8 +42,19 @@ export async function measureStartup(runs: number): Promise<StartupResult> {
       if (round_ >= 0) times.get(command.name)?.push(result.ms);
     }
   }
+  // Each module run is paired with an empty ESM run just before it; the median of the pairs' differences is reported.
+  const adds = new Map<string, number[]>(MODULES.map((m) => [m.name, []]));
+  for (let i = 0; i < runs; i += 1) {
+    for (const m of MODULES) {
+      const empty = await must(['node', '--input-type=module', '-e', ''], { cwd: ROOT });
+      const loaded = await must(['node', '--input-type=module', '-e', m.code], { cwd: ROOT });
+      adds.get(m.name)?.push(loaded.ms - empty.ms);
+    }
+  }
+  const modules = MODULES.map((m) => ({ name: m.name, addsMs: round(median(adds.get(m.name) ?? [])) }));
   return {
     runs,
+    modules,
     commands: COMMANDS.map((c) => {
       const samples = times.get(c.name) ?? [];
       return { name: c.name, argv: c.argv, ms: summarize(samples), p90: round(percentile(samples, 0.9)) };
