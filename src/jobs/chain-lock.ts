@@ -88,7 +88,11 @@ export function describeHolder(holder: LockHolder | undefined): string {
 
 /** Takes the lock of base's identity for a job; throws 'busy' at once, naming the holder (pid, job id), when another holds it. */
 export async function acquireChainLock(identity: string, job: { jobId: string; base: string }, dir = lockDir()): Promise<ChainLock> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    throw new VolmergeError('usage', `cannot create the lock folder ${dir}: ${(error as Error).message}; run as root or set VOLMERGE_LOCK_DIR`);
+  }
   const path = lockPathFor(identity, dir);
   for (let attempt = 0; attempt < 10; attempt += 1) {
     const handle = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);

@@ -225,13 +225,17 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base:
 /** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */
 async function dryRun(request: MergeJobRequest): Promise<MergeOutcome> {
   let unfinished: UnfinishedJob | undefined;
+  let base: Volume | undefined;
   try {
-    const base = await resolveVolume(request.base, 'base');
+    base = await resolveVolume(request.base, 'base');
     unfinished = await findUnfinishedJob(request.stateDir, base.identity);
   } catch (error) {
     log.debug(`dry run: no unfinished job looked up: ${(error as Error).message}`);
   }
-  if (!unfinished) return mergeChain(request);
+  if (!unfinished) {
+    if (base) await refuseIfMarked(base, 'base', request.stateDir);
+    return mergeChain(request);
+  }
   const { journal } = unfinished;
   request.onPlan?.(journal.plan);
   return { status: 'planned', plan: journal.plan, resumed: { jobId: journal.jobId, fromStep: firstUnfinishedStep(journal) ?? 'end' } };

@@ -216,6 +216,33 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
     expect(await exists(join(broken, 'journal.json')), 'the corrupt journal is left for a person').to.equal(true);
   });
 
+  it('refuses, changing nothing, a marked base whose journal is not in the state folder, and a mid-merge base with another top', async () => {
+    const chain = await prepareChain(ws, 'file');
+    await crashInsideCommit(chain);
+    const sums = [await checksum(chain.base), await checksum(chain.top)];
+    const elsewhere = { ...chain.env, VOLMERGE_STATE_DIR: ws.path('other-state') };
+    for (const extra of [[], ['--dry-run']]) {
+      const refused = await runCli(['merge', '--top', chain.top, '--base', chain.base, '--json', ...extra], elsewhere);
+      expect(refused.exitCode).to.equal(1);
+      const error = (JSON.parse(refused.stdout) as { error: { code: string; message: string } }).error;
+      expect(error.code).to.equal('needs-attention');
+      expect(error.message).to.contain('marked mid-merge').and.to.contain(`its journal may be in ${chain.stateDir}`);
+    }
+    const status = JSON.parse((await runCli(['status', '--base', chain.base, '--json'], elsewhere)).stdout) as { state: string };
+    expect(status.state).to.equal('needs-attention');
+
+    const otherTop = ws.path('other-top.qcow2');
+    await makeChain(ws.path('unused-base.qcow2'), otherTop, { virtualSize: '256M' });
+    const wrongTop = await runCli(['merge', '--top', otherTop, '--base', chain.base, '--json'], chain.env);
+    expect(wrongTop.exitCode).to.equal(1);
+    expect((JSON.parse(wrongTop.stdout) as { error: { code: string } }).error.code).to.equal('mid-merge');
+    expect([await checksum(chain.base), await checksum(chain.top)], 'refusals changed nothing').to.deep.equal(sums);
+
+    const finish = await runCli(['merge', '--top', chain.top, '--base', chain.base], chain.env);
+    expect(finish.exitCode, finish.stderr).to.equal(0);
+    await expectMerged(chain);
+  });
+
   it('a job accepted earlier whose top vanished before it ran ends as volume-deleted, writing nothing', async () => {
     const base = ws.path('base.qcow2');
     const top = ws.path('top.qcow2');
