@@ -1,7 +1,8 @@
 // Fault injection over every step boundary and inside the commit: SIGKILL the CLI merge's whole process group there,
 // run the same merge again, and it must finish with the right data and every bitmap a clean merge keeps.
 import { expect } from 'chai';
-import { readdir } from 'node:fs/promises';
+import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { scanJournals } from '../../src/jobs/journal.js';
 import { MERGE_STEPS } from '../../src/merge/steps.js';
 import { checkAgainst } from '../../src/schema.js';
 import { bitmapsIn } from '../helpers/images.js';
@@ -81,6 +82,61 @@ describe('crash at every step boundary and inside the commit, then the same merg
     expect(after.mark).to.equal(null);
     await expectMerged(chain);
   });
+});
+
+/**
+ * A qemu-img wrapper that, on the run whose argv contains MATCH, runs it, then leaves every bitmap of IMAGE in-use
+ * (qemu-io abort, as a crash in the middle of a bitmap write does) and SIGKILLs the merge's process group.
+ */
+async function crashingQemuImg(ws: Workspace): Promise<string> {
+  const path = ws.path('qemu-img-crashing');
+  await writeFile(
+    path,
+    [
+      '#!/bin/bash',
+      'qemu-img "$@"; status=$?',
+      'if [[ " $* " == *" $CRASH_WRAP_MATCH "* ]]; then',
+      '  qemu-io -f qcow2 -c abort "$CRASH_WRAP_IMAGE" >/dev/null 2>&1',
+      '  kill -KILL -- -"$(ps -o pgid= $$ | tr -d " ")"',
+      'fi',
+      'exit $status',
+      '',
+    ].join('\n'),
+  );
+  await chmod(path, 0o755);
+  return path;
+}
+
+describe('crash in the middle of a step that writes base bitmaps (files)', function () {
+  this.timeout(120_000);
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await Workspace.create('volmerge-crash-mid-');
+  });
+  afterEach(async () => {
+    await ws?.dispose();
+  });
+
+  // Which qemu-img run to crash in: removing stale1 from base (prune), merging toponly from top into base (bitmaps).
+  for (const [step, match] of [
+    ['prune', (c: PreparedChain) => `${c.base} stale1`],
+    ['bitmaps', (c: PreparedChain) => `${c.top} ${c.base} toponly`],
+  ] as const) {
+    it(`rebuilds base's bitmaps from the backup after a kill inside ${step}`, async () => {
+      const chain = await prepareChain(ws, 'file');
+      const wrapper = await crashingQemuImg(ws);
+      const args = ['merge', '--top', chain.top, '--base', chain.base];
+      const crashed = await runCli(args, { ...chain.env, VOLMERGE_QEMU_IMG: wrapper, CRASH_WRAP_MATCH: match(chain), CRASH_WRAP_IMAGE: chain.base });
+      expect(crashed.signal, crashed.stderr).to.equal('SIGKILL');
+      const [entry] = await scanJournals(chain.stateDir);
+      expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal('started');
+      const broken = await bitmapsIn(chain.base);
+      expect(broken.length > 0 && broken.every((b) => b.flags.includes('in-use')), 'base bitmaps left in-use').to.equal(true);
+      const resumed = await runCli(args, chain.env);
+      expect(resumed.exitCode, resumed.stderr).to.equal(0);
+      await expectMerged(chain);
+    });
+  }
 });
 
 describe('crash inside the commit on fixed-size block devices (mark kept in the state folder)', function () {
