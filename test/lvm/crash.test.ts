@@ -1,4 +1,4 @@
-// Crash safety on real LVM (skipped where device-mapper is missing; run it in the test VM:
+// Crash safety on real LVM (skipped where device-mapper is missing; run by npm run test:lvm, in the test VM where needed:
 // scripts/vm/run-in-vm -- npx mocha dist/test/integration/crash-lvm.test.js): the mid-merge mark is an LV tag,
 // an extension survives a crash, lvs failing at recovery only delays the job, a removed LV ends it as volume-deleted.
 import { expect } from 'chai';
@@ -13,7 +13,7 @@ import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
 import { Workspace } from '../helpers/workspace.js';
-import { runCli } from './crash-harness.js';
+import { runCli } from '../integration/crash-harness.js';
 
 interface LvChain {
   top: string;
