@@ -1,5 +1,4 @@
-// Crash safety on real LVM (skipped where device-mapper is missing; run by npm run test:lvm, in the test VM where needed:
-// scripts/vm/run-in-vm -- npx mocha dist/test/integration/crash-lvm.test.js): the mid-merge mark is an LV tag,
+// Crash safety on real LVM (npm run test:lvm runs it, in the test VM where device-mapper is missing): the mid-merge mark is an LV tag,
 // an extension survives a crash, lvs failing at recovery only delays the job, a removed LV ends it as volume-deleted.
 import { expect } from 'chai';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
