@@ -12,21 +12,26 @@ export interface LvFacts {
   vgFree: number;
   tags: string[];
   lockType: string;
+  /** The LV's UUID (lvmlockd names its lock by it). */
+  uuid?: string;
+  /** Whether the LV is active on this host (for a shared VG: whatever the lock mode). */
+  activeLocally?: boolean;
 }
 
 interface LvsReport {
   report: { lv: Array<Record<string, string>> }[];
 }
 
-const LVS_FIELDS = 'lv_name,vg_name,lv_size,lv_tags,vg_extent_size,vg_free,lv_path,vg_lock_type';
+const LVS_FIELDS = 'lv_name,vg_name,lv_size,lv_tags,vg_extent_size,vg_free,lv_path,vg_lock_type,lv_uuid,lv_active_locally';
 
 /** The lvm binary prefix; VOLMERGE_LVM_BIN_DIR points at another folder (tests put failing wrappers there). */
-function lvmCommand(name: string): string {
+export function lvmCommand(name: string): string {
   const dir = process.env.VOLMERGE_LVM_BIN_DIR;
   return dir ? `${dir}/${name}` : name;
 }
 
-async function runLvm(argv: string[]): Promise<CommandResult> {
+/** Runs an LVM command (lvs, lvchange, ...); rejects only when it cannot start ('lvm-failed'). */
+export async function runLvm(argv: string[]): Promise<CommandResult> {
   try {
     return await run([lvmCommand(argv[0] ?? ''), ...argv.slice(1)], { env: { LVM_SUPPRESS_FD_WARNINGS: '1' } });
   } catch (error) {
@@ -51,6 +56,8 @@ export function lvFactsFromRow(row: Record<string, string>): LvFacts {
     vgFree: Number(row.vg_free),
     tags: row.lv_tags ? row.lv_tags.split(',').filter((t) => t.length > 0) : [],
     lockType: row.vg_lock_type ?? '',
+    ...(row.lv_uuid ? { uuid: row.lv_uuid } : {}),
+    ...(row.lv_active_locally !== undefined ? { activeLocally: row.lv_active_locally.length > 0 } : {}),
   };
 }
 
@@ -71,6 +78,18 @@ export async function readLv(vg: string, lv: string): Promise<LvFacts> {
   const row = report.report[0]?.lv[0];
   if (!row) throw new VolmergeError('lv-missing', `${vg}/${lv}: lvs succeeded but lists no such logical volume`);
   return lvFactsFromRow(row);
+}
+
+/** Every LV of a VG (hidden ones such as lvmlock left out); a failed lvs is 'vg-missing' or 'lvm-failed', never an empty list. */
+export async function listLvs(vg: string): Promise<LvFacts[]> {
+  const result = await runLvm(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', LVS_FIELDS, vg]);
+  if (result.exitCode !== 0) {
+    const code = classifyLvsFailure(result.stderr) === 'vg-missing' ? 'vg-missing' : 'lvm-failed';
+    const what = code === 'vg-missing' ? 'does not exist' : `cannot be listed: lvs failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}`;
+    throw new VolmergeError(code, `volume group ${vg} ${what}`, { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr });
+  }
+  const report = parseAgainst<LvsReport>('lvs.schema.json', result.stdout, `lvs ${vg}`);
+  return (report.report[0]?.lv ?? []).map(lvFactsFromRow);
 }
 
 /** Extends an LV to at least `bytes` (a multiple of the extent size); does nothing when it is already that big. */
