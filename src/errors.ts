@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'job-not-active'
   | 'job-not-finished'
   | 'unsupported'
+  | 'rebase-failed'
+  | 'shrink-failed'
+  | 'remove-failed'
+  | 'volume-retired'
   | 'internal';
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */

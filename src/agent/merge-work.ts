@@ -15,6 +15,11 @@ export interface MergeWorkRequest {
   baseGeneration?: number;
   /** Commit rate limit in bytes per second: test-only (VOLMERGE_TEST_COMMIT_RATE). */
   commitRateLimit?: number;
+  /** Top's child (internal merge), found among the image's volumes. */
+  child?: string;
+  /** SDM.merge's remove_top and shrink. */
+  removeTop?: boolean;
+  shrink?: boolean;
 }
 
 /** A merge that recovery found unfinished in the state dir, to be finished by this agent. */
@@ -25,13 +30,26 @@ export interface ResumeWorkRequest {
   base: string;
   leafRoom: number;
   commitRateLimit?: number;
+  child?: string;
+  removeTop?: boolean;
+  shrink?: boolean;
+}
+
+/** What one run of a merge job needs. */
+interface JobRun {
+  jobId: string;
+  stateDir: string;
+  top: string;
+  base: string;
+  leafRoom?: number;
+  commitRateLimit?: number;
+  child?: string;
+  removeTop?: boolean;
+  shrink?: boolean;
 }
 
 /** Runs runMergeJob with the job's signal, progress and step reports. */
-async function runThroughJob(
-  request: { jobId: string; stateDir: string; top: string; base: string; leafRoom?: number; commitRateLimit?: number },
-  context: JobContext,
-): Promise<void> {
+async function runThroughJob(request: JobRun, context: JobContext): Promise<void> {
   await runMergeJob({
     jobId: request.jobId,
     stateDir: request.stateDir,
@@ -43,6 +61,9 @@ async function runThroughJob(
     onStep: context.step,
     ...(request.leafRoom ? { leafRoom: request.leafRoom } : {}),
     ...(request.commitRateLimit ? { rateLimit: request.commitRateLimit } : {}),
+    ...(request.child ? { child: request.child } : {}),
+    ...(request.removeTop ? { removeTop: true } : {}),
+    ...(request.shrink ? { shrink: true } : {}),
   });
 }
 

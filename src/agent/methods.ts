@@ -4,6 +4,7 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { JobRecord } from '../jobs/registry-types.js';
 import { assertGeneration } from '../storage/generation.js';
 import { resolveSubchain, type AddressContext, type SubchainInfo } from './address.js';
+import { findImageChild } from './image-child.js';
 import { mergeWork } from './merge-work.js';
 import { applicationCode } from './rpc-errors.js';
 import type { MethodTable } from './rpc.js';
@@ -48,6 +49,8 @@ interface MergeParams {
   job_id: string;
   subchain_info: SubchainInfo;
   merge_bitmaps?: boolean;
+  remove_top?: boolean;
+  shrink?: boolean;
 }
 
 /** Builds the method table over the agent's services. */
@@ -66,14 +69,19 @@ export function agentMethods(services: AgentServices): MethodTable {
         const info = params.subchain_info;
         const chain = await resolveSubchain(info, services);
         if (info.base_generation !== undefined) await assertGeneration(chain.generation, info.base_generation);
+        // An internal merge: top's child among the image's volumes is rebased onto base once the merge is verified.
+        const child = await findImageChild(chain, info);
         registry.add({
           id: jobId,
           description: MERGE_JOB.description,
-          volumes: [chain.top, chain.base],
+          volumes: child ? [chain.top, chain.base, child] : [chain.top, chain.base],
           work: mergeWork({
             jobId,
             stateDir: services.stateDir,
             chain,
+            ...(child ? { child } : {}),
+            ...(params.remove_top ? { removeTop: true } : {}),
+            ...(params.shrink ? { shrink: true } : {}),
             ...(info.base_generation !== undefined ? { baseGeneration: info.base_generation } : {}),
             ...(services.commitRateLimit ? { commitRateLimit: services.commitRateLimit } : {}),
           }),

@@ -40,6 +40,10 @@ export const APPLICATION_CODES: Partial<Record<ErrorCode, number>> = {
   'volume-deleted': 129,
   'locked-by-other-host': 130,
   'mid-merge': 131,
+  'rebase-failed': 132,
+  'shrink-failed': 133,
+  'remove-failed': 134,
+  'volume-retired': 135,
   internal: 199,
 };
 

@@ -33,5 +33,21 @@ export function describePlan(plan: MergePlan): string {
     `  add (top only):  ${list(plan.bitmaps.add.map((b) => b.name))}`,
     `  merge from top:  ${list(plan.bitmaps.merge)}`,
     ...(plan.bitmaps.skipped.length ? [`  skipped (disabled in top): ${list(plan.bitmaps.skipped)}`] : []),
+    ...describeFinalize(plan),
   ].join('\n');
+}
+
+/** The end of the merge (after verify) as plan lines; none for a plain merge. */
+function describeFinalize(plan: MergePlan): string[] {
+  const end = plan.finalize;
+  if (!end || (!end.retireTop && !end.shrink)) return [];
+  const lines: string[] = [];
+  if (end.child) lines.push(`  rebase child:    ${end.child.path} onto base (backing "${end.child.backingBefore}" -> "${end.child.backingAfter}")`);
+  if (end.retireTop) lines.push(`  retire top:      mark ${plan.top} not to be used once the merge is verified`);
+  if (end.removeTop) lines.push(`  remove top:      ${plan.top}, once nothing is backed by it`);
+  if (end.shrink?.planned) {
+    const room = end.shrink.leafRoom ? ` + ${formatBytes(end.shrink.leafRoom)} leaf room` : '';
+    lines.push(`  shrink base:     to image-end-offset${room}, rounded up to ${formatBytes(end.shrink.extentSize)} extents; never below what it uses`);
+  } else if (end.shrink) lines.push(`  shrink base:     no: ${end.shrink.reason}`);
+  return lines;
 }

@@ -17,6 +17,9 @@ export interface MergeArgs {
   leafRoom: number;
   stateDir: string;
   rateLimit?: number;
+  child?: string;
+  removeTop: boolean;
+  shrink: boolean;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -30,8 +33,12 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV' })
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups (VOLMERGE_STATE_DIR)' })
     .option('rate-limit', { type: 'number', describe: 'Limit the commit to this many bytes per second (qemu-img commit -r)' })
+    .option('child', { type: 'string', describe: "Internal merge: top's child, rebased onto base once the merge is verified (top is then retired)" })
+    .option('remove-top', { type: 'boolean', default: false, describe: 'Remove top (lvremove or unlink) once the merge is verified and nothing is backed by it' })
+    .option('shrink', { type: 'boolean', default: false, describe: 'Shrink a base LV to what the merged image uses (qemu-img check image-end-offset), in whole extents' })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
+      if (args.child !== undefined && (typeof args.child !== 'string' || !args.child)) throw new Error('--child must name a volume');
       const leafRoom = args['leaf-room'];
       if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
       const rate = args['rate-limit'];
@@ -39,7 +46,8 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
       return true;
     })
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --dry-run', 'Show what a merge of two LVs would do')
-    .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout') as unknown as Argv<MergeArgs>;
+    .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout')
+    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk') as unknown as Argv<MergeArgs>;
 }
 
 /** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
@@ -60,6 +68,9 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       dryRun: args.dryRun,
       leafRoom: args.leafRoom,
       ...(args.rateLimit ? { rateLimit: args.rateLimit } : {}),
+      ...(args.child ? { child: args.child } : {}),
+      ...(args.removeTop ? { removeTop: true } : {}),
+      ...(args.shrink ? { shrink: true } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -79,6 +90,11 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
     } else {
       if (outcome.resumed) console.log(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
       console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
+      const end = outcome.plan.finalize;
+      if (end?.child) console.log(`child ${end.child.path} is backed by base now (${end.child.backingAfter})`);
+      if (end?.removeTop) console.log(`top ${args.top} removed`);
+      else if (end?.retireTop) console.log(`top ${args.top} is marked not to be used (retired)`);
+      if (end?.shrink?.planned) console.log(`base shrunk to what it uses (whole extents${end.shrink.leafRoom ? `, plus ${end.shrink.leafRoom} bytes of leaf room` : ''})`);
     }
     return 0;
   } catch (thrown) {

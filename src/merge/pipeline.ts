@@ -1,4 +1,5 @@
-// The merge, top to bottom: inspect, plan, then the steps backup, prune, extend, mark, commit, bitmaps back, verify, unmark.
+// The merge, top to bottom: inspect, plan, then the steps backup, prune, extend, mark, commit, bitmaps back, verify, unmark,
+// and the end of the merge when asked (src/merge/finalize.ts): retire top, rebase its child, shrink base, remove top.
 // Each step is idempotent (it probes the real state, then acts), so a resumed job may run it again; the hooks journal it.
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
@@ -6,9 +7,12 @@ import { copyBitmap, commit, removeBitmap } from '../qemu/mutations.js';
 import { checkImage, measureSubchain, readChain, readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type ImageInfo } from '../qemu/types.js';
 import { extendLv } from '../storage/lvm.js';
-import { crashDuring, crashPoint } from './crash-point.js';
+import { crashDuring } from './crash-point.js';
+import { runFinalizeSteps, type FinalizeVolume } from './finalize.js';
+import { planFinalize } from './finalize-plan.js';
 import { inspectChain, type Inspection } from './inspect.js';
 import { planMerge, type MergePlan } from './plan.js';
+import { runStep } from './run-step.js';
 import type { MergeStep, StepHooks } from './steps.js';
 import { assertBitmapsExactly, assertNoInUseBitmaps } from './verify.js';
 
@@ -17,8 +21,14 @@ export interface MergeRequest {
   top: string;
   base: string;
   dryRun?: boolean;
-  /** Free room added to the needed size (bytes). */
+  /** Free room added to the needed size (bytes); also left in a shrunk base that is now the leaf. */
   leafRoom?: number;
+  /** Top's child (internal merge): rebased onto base once the merge is verified, with top retired first. */
+  child?: string;
+  /** Remove top once the merge is verified and nothing is backed by it any more. */
+  removeTop?: boolean;
+  /** Shrink the base LV to what the merged image uses (image-end-offset), in whole extents. */
+  shrink?: boolean;
   /** Called once the plan is known (before any change). */
   onPlan?: (plan: MergePlan) => void;
   /** Called when a step starts (for progress displays); steps a resumed job had finished are not announced. */
@@ -48,6 +58,10 @@ export interface CrashSafety {
   markBase(inspection: Inspection): Promise<Record<string, unknown>>;
   /** Takes the mark off base. */
   unmarkBase(inspection: Inspection): Promise<Record<string, unknown>>;
+  /** Marks top as retired (merged; not to be used); idempotent. */
+  retireTop?(top: FinalizeVolume): Promise<Record<string, unknown>>;
+  /** Takes the retired mark off top again (its child could not be rebased, so the chain still needs it). */
+  unretireTop?(top: FinalizeVolume): Promise<void>;
 }
 
 /** Inspects and plans without changing anything. */
@@ -56,21 +70,11 @@ export async function planFor(request: MergeRequest): Promise<{ inspection: Insp
   const inspection = await inspectChain(request.top, request.base);
   const { top, base } = inspection;
   const measure = await measureSubchain(top.realPath, top.driver, base.realPath, base.driver);
-  const plan = planMerge({ ...inspection, measure, leafRoom: request.leafRoom ?? 0 });
+  const leafRoom = request.leafRoom ?? 0;
+  const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
+  const plan = planMerge({ ...inspection, measure, leafRoom, finalize });
   request.onPlan?.(plan);
   return { inspection, plan };
-}
-
-/** Runs one step between the hooks and the crash points; skips it when an earlier run finished it. */
-async function step(request: MergeRequest, name: MergeStep, body: () => Promise<Record<string, unknown>>): Promise<void> {
-  if (request.hooks?.isDone?.(name)) return;
-  if (request.signal?.aborted) throw new VolmergeError('aborted', `merge of ${request.top} into ${request.base} aborted before ${name}`);
-  request.onStep?.(name);
-  await request.hooks?.started?.(name);
-  crashPoint(name, 'before');
-  const facts = await body();
-  await request.hooks?.done?.(name, facts);
-  crashPoint(name, 'after');
 }
 
 /** Reads top and base again in one qemu-img run and checks that no bitmap was lost. */
@@ -94,9 +98,9 @@ export async function mergeChain(request: MergeRequest, safety?: CrashSafety): P
 export async function runSteps(request: MergeRequest, inspection: Inspection, plan: MergePlan, safety?: CrashSafety): Promise<void> {
   const { top, base } = inspection;
 
-  await step(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
+  await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
 
-  await step(request, 'prune', async () => {
+  await runStep(request, 'prune', async () => {
     for (const name of plan.bitmaps.prune) await removeBitmap(base.realPath, name);
     if (plan.bitmaps.prune.length === 0) return { removed: [] };
     const after = await readInfo(base.realPath);
@@ -106,7 +110,7 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
     return { removed: plan.bitmaps.prune };
   });
 
-  await step(request, 'extend', async () => {
+  await runStep(request, 'extend', async () => {
     if (plan.extendTo === null || !base.lv) return { extended: false };
     log.info(`extending ${base.lv.vg}/${base.lv.name} from ${base.lv.sizeBytes} to ${plan.extendTo} bytes`);
     const lv = await extendLv(base.lv.vg, base.lv.name, plan.extendTo);
@@ -114,9 +118,9 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
   });
 
   // From here on base holds part of top's data: it is marked, and the chain can only be finished forward.
-  await step(request, 'mark', async () => (safety ? safety.markBase(inspection) : { skipped: true }));
+  await runStep(request, 'mark', async () => (safety ? safety.markBase(inspection) : { skipped: true }));
 
-  await step(request, 'commit', async () => {
+  await runStep(request, 'commit', async () => {
     await commit(top.realPath, base.realPath, {
       onProgress: (percent) => {
         crashDuring('commit', percent);
@@ -129,7 +133,7 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
     return {};
   });
 
-  await step(request, 'bitmaps', async () => {
+  await runStep(request, 'bitmaps', async () => {
     const adds = new Map(plan.bitmaps.add.map((b) => [b.name, b.granularity]));
     const present = new Set(bitmapsOf(await readInfo(base.realPath)).map((b) => b.name));
     for (const name of plan.bitmaps.merge) {
@@ -143,12 +147,14 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
     return { merged: plan.bitmaps.merge };
   });
 
-  await step(request, 'verify', async () => {
+  await runStep(request, 'verify', async () => {
     const { base: baseInfo } = await rereadChain(inspection, 'copying bitmaps');
     assertBitmapsExactly(baseInfo, plan.bitmaps.merge, base.path);
     const check = await checkImage(base.realPath);
     return { imageEndOffset: check['image-end-offset'] ?? null };
   });
 
-  await step(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }));
+  await runStep(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }));
+
+  await runFinalizeSteps(request, { top, base }, plan, safety);
 }

@@ -3,6 +3,7 @@ import { VolmergeError } from '../errors.js';
 import { bitmapsOf, type ImageInfo, type MeasureInfo } from '../qemu/types.js';
 import { describeVolume, type Volume } from '../storage/volume.js';
 import { decideBitmaps, type BitmapDecision } from './bitmap-sets.js';
+import type { FinalizePlan } from './finalize-plan.js';
 import { lvExtendTarget, neededBytes } from './sizes.js';
 
 /** Everything the merge will do, decided before it does any of it. */
@@ -19,6 +20,8 @@ export interface MergePlan {
   /** The VG's extent size, for LVs. */
   extentSize: number | null;
   bitmaps: BitmapDecision;
+  /** What happens after verify (child rebased, top retired or removed, base shrunk); absent in plans made before it existed. */
+  finalize?: FinalizePlan;
 }
 
 /** What planning needs to know. */
@@ -30,6 +33,8 @@ export interface PlanInput {
   measure: MeasureInfo;
   /** Free room to add on top of the needed size (for a base that becomes the leaf). */
   leafRoom: number;
+  /** The end of the merge, planned by planFinalize. */
+  finalize?: FinalizePlan;
 }
 
 /** Computes the plan, or throws the error that refuses the merge. */
@@ -46,6 +51,7 @@ export function planMerge(input: PlanInput): MergePlan {
     extendTo: null,
     extentSize: base.lv?.extentSize ?? null,
     bitmaps,
+    ...(input.finalize ? { finalize: input.finalize } : {}),
   };
   if (base.kind === 'lv' && base.lv) {
     plan.extendTo = lvExtendTarget(neededSize, leafRoom, base.lv.extentSize, base.lv.sizeBytes);
@@ -77,7 +83,15 @@ export function planMerge(input: PlanInput): MergePlan {
   return plan;
 }
 
-/** The plan as the CLI's --json contract shows it. */
+/** The end of a merge as the CLI's --json contract shows it. */
+export interface FinalizeSummary {
+  child: string | null;
+  retireTop: boolean;
+  removeTop: boolean;
+  shrink: { planned: boolean; leafRoom?: number; reason?: string } | null;
+}
+
+/** The plan as the CLI's --json contract shows it (finalize only for plans that have one). */
 export function planSummary(plan: MergePlan): {
   neededSize: number;
   baseSize: number;
@@ -85,7 +99,9 @@ export function planSummary(plan: MergePlan): {
   prune: string[];
   add: string[];
   merge: string[];
+  finalize?: FinalizeSummary;
 } {
+  const end = plan.finalize;
   return {
     neededSize: plan.neededSize,
     baseSize: plan.baseSize,
@@ -93,5 +109,15 @@ export function planSummary(plan: MergePlan): {
     prune: [...plan.bitmaps.prune],
     add: plan.bitmaps.add.map((b) => b.name),
     merge: [...plan.bitmaps.merge],
+    ...(end
+      ? {
+          finalize: {
+            child: end.child?.path ?? null,
+            retireTop: end.retireTop,
+            removeTop: end.removeTop,
+            shrink: end.shrink === null ? null : end.shrink.planned ? { planned: true, leafRoom: end.shrink.leafRoom } : { planned: false, reason: end.shrink.reason },
+          },
+        }
+      : {}),
   };
 }

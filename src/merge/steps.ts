@@ -1,11 +1,12 @@
 // Names of the merge steps, and the hooks that a journal (or a test) attaches around each of them.
 
 /**
- * The merge steps in order (design.md steps 4 to 8, plus crash safety's backup and mark); inspect and plan change nothing.
+ * The merge steps in order (design.md steps 4 to 9, plus crash safety's backup and mark); inspect and plan change nothing.
  * backup: copy the bitmaps the merge keeps into a small qcow2 beside the journal; mark: flag base as mid-merge;
- * unmark: take the flag off once verify has passed.
+ * unmark: take the flag off once verify has passed. Then the end of the merge, each a no-op unless asked: retire: mark
+ * top not to be used; rebase: point top's child at base (internal merge); shrink: reduce the base LV; remove-top.
  */
-export const MERGE_STEPS = ['backup', 'prune', 'extend', 'mark', 'commit', 'bitmaps', 'verify', 'unmark'] as const;
+export const MERGE_STEPS = ['backup', 'prune', 'extend', 'mark', 'commit', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top'] as const;
 /** One of MERGE_STEPS. */
 export type MergeStep = (typeof MERGE_STEPS)[number];
 
@@ -26,4 +27,6 @@ export interface StepHooks {
   done?(step: MergeStep, facts: Record<string, unknown>): Promise<void> | void;
   /** Steps that an earlier run finished (a resumed job): skipped, not run again. */
   isDone?(step: MergeStep): boolean;
+  /** Forgets a step that was undone (retire, when the rebase failed and top was unmarked): the next run does it again. */
+  forget?(step: MergeStep): Promise<void> | void;
 }

@@ -67,3 +67,13 @@ export async function commit(top: string, base: string, options: CommitOptions =
   failOnSilentBitmapLoss(result, base, 'commit');
   failIfExited(result, top, 'commit');
 }
+
+/**
+ * `qemu-img rebase -u -f qcow2 -F qcow2 -b BACKING IMAGE`: points IMAGE at another backing file without reading or
+ * copying data (safe only when the new backing reads exactly as the old one); the caller re-reads IMAGE to verify.
+ */
+export async function rebaseUnsafe(image: string, backing: string): Promise<void> {
+  const result = await runQemuImg(['rebase', '-u', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, image]);
+  failOnSilentBitmapLoss(result, image, 'rebase -u');
+  failIfExited(result, image, `rebase -u -b ${backing}`);
+}

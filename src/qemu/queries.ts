@@ -7,9 +7,9 @@ import type { CheckInfo, ImageInfo, MeasureInfo } from './types.js';
 /** The qemu block driver that opens a volume: 'file' for regular files, 'host_device' for block devices. */
 export type ProtocolDriver = 'file' | 'host_device';
 
-/** qemu-img info of one qcow2 image. */
-export async function readInfo(path: string): Promise<ImageInfo> {
-  const result = await runQemuImg(['info', '--output', 'json', '-f', 'qcow2', path]);
+/** qemu-img info of one qcow2 image; forceShare (-U) reads an image that a running process holds, without its lock. */
+export async function readInfo(path: string, options: { forceShare?: boolean } = {}): Promise<ImageInfo> {
+  const result = await runQemuImg(['info', '--output', 'json', ...(options.forceShare ? ['-U'] : []), '-f', 'qcow2', path]);
   failIfExited(result, path, 'info');
   return parseAgainst<ImageInfo>('qemu-img-info.schema.json', result.stdout, `qemu-img info ${path}`);
 }

@@ -1,4 +1,4 @@
-// LVM through its commands: read one LV with lvs (JSON, bytes), extend it, tag it. A failed lvs never means "gone".
+// LVM through its commands: read one LV with lvs (JSON, bytes), extend, reduce, remove and tag it. A failed lvs never means "gone".
 import { run, type CommandResult } from '../exec/run.js';
 import { VolmergeError } from '../errors.js';
 import { parseAgainst } from '../schema.js';
@@ -102,6 +102,44 @@ export async function extendLv(vg: string, lv: string, bytes: number): Promise<L
   throw new VolmergeError(
     'extend-failed',
     `${vg}/${lv}: lvextend to ${bytes} bytes failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}`,
+    { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
+  );
+}
+
+/**
+ * Reduces an LV to `bytes` (a multiple of the extent size) with lvreduce --force (a qcow2 LV holds no file system);
+ * does nothing when it is that small already. The caller makes sure the image ends below `bytes`.
+ */
+export async function reduceLv(vg: string, lv: string, bytes: number): Promise<LvFacts> {
+  const before = await readLv(vg, lv);
+  if (before.sizeBytes <= bytes) return before;
+  const result = await runLvm(['lvreduce', '--force', '--size', `${bytes}b`, `${vg}/${lv}`]);
+  const after = await readLv(vg, lv);
+  if (after.sizeBytes <= bytes) return after;
+  throw new VolmergeError(
+    'shrink-failed',
+    `${vg}/${lv}: lvreduce to ${bytes} bytes failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}; it is still ${after.sizeBytes} bytes`,
+    { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
+  );
+}
+
+/** Removes an LV (lvremove --yes); one that lvs says is gone counts as removed, a failed lvs is never read as gone. */
+export async function removeLv(vg: string, lv: string): Promise<void> {
+  const gone = async (): Promise<boolean> => {
+    try {
+      await readLv(vg, lv);
+      return false;
+    } catch (error) {
+      if (error instanceof VolmergeError && (error.code === 'lv-missing' || error.code === 'vg-missing')) return true;
+      throw error;
+    }
+  };
+  if (await gone()) return;
+  const result = await runLvm(['lvremove', '--yes', `${vg}/${lv}`]);
+  if (await gone()) return;
+  throw new VolmergeError(
+    'remove-failed',
+    `${vg}/${lv}: lvremove failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n')[0] ?? ''}; the LV is still there`,
     { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
   );
 }

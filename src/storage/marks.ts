@@ -1,5 +1,6 @@
 // The mid-merge mark on base, from the start of the commit until verify passes: an LV tag VOLMERGE_MERGING_<job>,
 // a sidecar <file>.volmerge-merging beside a file, or STATE_DIR/marks/<identity>.json for a plain block device.
+// The same mechanism marks a merged top as retired (not to be used): VOLMERGE_RETIRED_<job>, <file>.volmerge-retired.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolmergeError } from '../errors.js';
@@ -11,6 +12,13 @@ import type { VolumeKind } from './volume.js';
 export const MARK_TAG_PREFIX = 'VOLMERGE_MERGING_';
 /** The suffix of a file volume's mark sidecar. */
 export const MARK_SIDECAR_SUFFIX = '.volmerge-merging';
+/** The LV tag prefix of a retired top; the tag is VOLMERGE_RETIRED_<job id>. */
+export const RETIRED_TAG_PREFIX = 'VOLMERGE_RETIRED_';
+/** The suffix of a retired file volume's sidecar. */
+export const RETIRED_SIDECAR_SUFFIX = '.volmerge-retired';
+
+/** What a mark says of a volume: base is mid-merge (finish it forward only), or top is retired (merged; nothing may use it). */
+export type MarkKind = 'merging' | 'retired';
 
 /** What a mark says: which job is merging into the volume, and since when. */
 export interface MidMergeMark {
@@ -22,8 +30,8 @@ export interface MidMergeMark {
   where: string;
 }
 
-/** Where a volume's mark is kept. */
-export type MarkHolder = { kind: 'lv'; vg: string; lv: string } | { kind: 'sidecar'; path: string };
+/** Where a volume's mark is kept (prefix: the LV tag's, MARK_TAG_PREFIX when absent). */
+export type MarkHolder = { kind: 'lv'; vg: string; lv: string; prefix?: string } | { kind: 'sidecar'; path: string };
 
 /** The parts of a volume that say where its mark goes (a Volume or a journal's record of one). */
 export interface MarkableVolume {
@@ -34,18 +42,20 @@ export interface MarkableVolume {
 }
 
 /** Where the mark of this volume is kept; plain block devices keep theirs in the state folder (nothing beside /dev nodes survives). */
-export function markHolderFor(volume: MarkableVolume, stateDir: string): MarkHolder {
-  if (volume.kind === 'lv' && volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name };
-  if (volume.kind === 'file') return { kind: 'sidecar', path: `${volume.realPath}${MARK_SIDECAR_SUFFIX}` };
-  return { kind: 'sidecar', path: join(stateDir, 'marks', `${volume.identity.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`) };
+export function markHolderFor(volume: MarkableVolume, stateDir: string, markKind: MarkKind = 'merging'): MarkHolder {
+  const retired = markKind === 'retired';
+  if (volume.kind === 'lv' && volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name, ...(retired ? { prefix: RETIRED_TAG_PREFIX } : {}) };
+  if (volume.kind === 'file') return { kind: 'sidecar', path: `${volume.realPath}${retired ? RETIRED_SIDECAR_SUFFIX : MARK_SIDECAR_SUFFIX}` };
+  return { kind: 'sidecar', path: join(stateDir, 'marks', `${volume.identity.replace(/[^A-Za-z0-9._-]+/g, '_')}${retired ? '.retired' : ''}.json`) };
 }
 
 /** The job named by a volume's mark, or undefined when it is not marked. */
 export async function readMark(holder: MarkHolder): Promise<MidMergeMark | undefined> {
   if (holder.kind === 'lv') {
-    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(MARK_TAG_PREFIX));
+    const prefix = holder.prefix ?? MARK_TAG_PREFIX;
+    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(prefix));
     const tag = tags[0];
-    return tag ? { jobId: tag.slice(MARK_TAG_PREFIX.length), where: `tag ${tags.join(', ')} of ${holder.vg}/${holder.lv}` } : undefined;
+    return tag ? { jobId: tag.slice(prefix.length), where: `tag ${tags.join(', ')} of ${holder.vg}/${holder.lv}` } : undefined;
   }
   let text: string;
   try {
@@ -72,9 +82,10 @@ export async function readMark(holder: MarkHolder): Promise<MidMergeMark | undef
 /** Marks the volume as mid-merge by jobId; idempotent, and any other job's mark is replaced. */
 export async function setMark(holder: MarkHolder, jobId: string, stateDir: string): Promise<void> {
   if (holder.kind === 'lv') {
-    const tag = `${MARK_TAG_PREFIX}${jobId}`;
+    const prefix = holder.prefix ?? MARK_TAG_PREFIX;
+    const tag = `${prefix}${jobId}`;
     const { tags } = await readLv(holder.vg, holder.lv);
-    const others = tags.filter((t) => t.startsWith(MARK_TAG_PREFIX) && t !== tag);
+    const others = tags.filter((t) => t.startsWith(prefix) && t !== tag);
     const present = tags.includes(tag);
     await changeLvTags(holder.vg, holder.lv, present ? [] : [tag], others);
     return;
@@ -86,7 +97,8 @@ export async function setMark(holder: MarkHolder, jobId: string, stateDir: strin
 /** Takes the mark off; a volume that is not marked is fine. */
 export async function clearMark(holder: MarkHolder): Promise<void> {
   if (holder.kind === 'lv') {
-    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(MARK_TAG_PREFIX));
+    const prefix = holder.prefix ?? MARK_TAG_PREFIX;
+    const tags = (await readLv(holder.vg, holder.lv)).tags.filter((t) => t.startsWith(prefix));
     await changeLvTags(holder.vg, holder.lv, [], tags);
     return;
   }
@@ -95,5 +107,5 @@ export async function clearMark(holder: MarkHolder): Promise<void> {
 
 /** A short name for messages. */
 export function describeMarkHolder(holder: MarkHolder): string {
-  return holder.kind === 'lv' ? `LV tag ${MARK_TAG_PREFIX}* of ${holder.vg}/${holder.lv}` : holder.path;
+  return holder.kind === 'lv' ? `LV tag ${holder.prefix ?? MARK_TAG_PREFIX}* of ${holder.vg}/${holder.lv}` : holder.path;
 }
