@@ -8,7 +8,7 @@ import type { GoldenChain } from './chains.js';
 import { dropFromCache } from './chains.js';
 import { exec, must } from './proc.js';
 import { percentile, round } from './stats.js';
-import { CLI } from './volmerge.js';
+import type { Build } from './volmerge.js';
 import type { Workspace } from './workspace.js';
 
 /** Latency figures of one way of calling. */
@@ -76,8 +76,8 @@ async function domainChain(domains: string, golden: GoldenChain): Promise<Record
 }
 
 /** Starts the agent with --max-jobs merges, submits that many merges at once, and times Host.getJobs meanwhile. */
-export async function measureAgent(workspace: Workspace, golden: GoldenChain, merges: number, say: (line: string) => void): Promise<AgentResult> {
-  const help = await exec(['node', CLI, 'agent', '--help']);
+export async function measureAgent(build: Build, workspace: Workspace, golden: GoldenChain, merges: number, say: (line: string) => void): Promise<AgentResult> {
+  const help = await exec(['node', build.cli, 'agent', '--help']);
   if (help.code !== 0) return { skipped: `volmerge agent --help exited ${help.code}: the agent is not built` };
   const root = workspace.path('agent');
   const domains = join(root, 'domains');
@@ -88,7 +88,7 @@ export async function measureAgent(workspace: Workspace, golden: GoldenChain, me
 
   const agent = spawn(
     'node',
-    [CLI, 'agent', '--socket', socket, '--state-dir', join(root, 'state'), '--file-domains', domains, '--max-jobs', String(merges), '--log-level', 'warn'],
+    [build.cli, 'agent', '--socket', socket, '--state-dir', join(root, 'state'), '--file-domains', domains, '--max-jobs', String(merges), '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let agentLog = '';

@@ -12,6 +12,7 @@ import { exec } from './proc.js';
 import { straceCount } from './process-count.js';
 import { renderMarkdown, type BenchResults } from './report.js';
 import { measureStartup } from './startup.js';
+import { checkoutCommit, snapshotBuild } from './volmerge.js';
 import { withWorkspace } from './workspace.js';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -112,12 +113,13 @@ async function main(): Promise<void> {
     },
   };
 
-  if (options.sections.has('startup')) {
-    say('bench: start-up');
-    results.startup = await measureStartup(Math.max(options.runs, 15));
-  }
-
   await withWorkspace(options.dir, async (workspace) => {
+    const build = await snapshotBuild(workspace.path('package'));
+    results.machine.commit = await checkoutCommit();
+    if (options.sections.has('startup')) {
+      say('bench: start-up');
+      results.startup = await measureStartup(build, Math.max(options.runs, 15));
+    }
     const goldens = new Map<number, GoldenChain>();
     const golden = async (dataMiB: number): Promise<GoldenChain> => {
       let chain = goldens.get(dataMiB);
@@ -132,9 +134,9 @@ async function main(): Promise<void> {
       for (const medium of options.media) {
         for (const dataMiB of options.sizes) {
           say(`bench: ${medium}, ${dataMiB} MiB: merge / bare commit / dd, alternated`);
-          results.pairs.push(await measurePairs(workspace, await golden(dataMiB), medium, options.runs, say));
+          results.pairs.push(await measurePairs(build, workspace, await golden(dataMiB), medium, options.runs, say));
         }
-        const counted = await straceCount(workspace, await golden(Math.min(...options.sizes)), medium);
+        const counted = await straceCount(build, workspace, await golden(Math.min(...options.sizes)), medium);
         if (counted) results.strace.push(counted);
       }
     }
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
     }
     if (options.sections.has('agent')) {
       say(`bench: agent with 4 merges of ${options.agentSize} MiB`);
-      results.agent = await measureAgent(workspace, await golden(options.agentSize), 4, say);
+      results.agent = await measureAgent(build, workspace, await golden(options.agentSize), 4, say);
     }
   });
 

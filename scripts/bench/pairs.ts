@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { freshCopy, type GoldenChain, type Medium } from './chains.js';
 import { must } from './proc.js';
 import { median, round, summarize, type Summary } from './stats.js';
-import { breakdown, tracedMerge, type MergeBreakdown } from './volmerge.js';
+import { breakdown, tracedMerge, type Build, type MergeBreakdown } from './volmerge.js';
 import type { Workspace } from './workspace.js';
 
 const MiB = 1024 * 1024;
@@ -47,10 +47,10 @@ async function bareCommit(workspace: Workspace, golden: GoldenChain, medium: Med
 }
 
 /** Times one `volmerge merge` of a fresh copy, traced. */
-async function oneMerge(workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<MergeBreakdown> {
+async function oneMerge(build: Build, workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<MergeBreakdown> {
   const copy = await freshCopy(workspace, golden, medium, 'run-merge');
   try {
-    return breakdown(await tracedMerge(copy.top, copy.base, workspace.path('state'), workspace.path('trace.json')));
+    return breakdown(await tracedMerge(build, copy.top, copy.base, workspace.path('state'), workspace.path('trace.json')));
   } finally {
     await copy.dispose();
   }
@@ -81,7 +81,14 @@ async function oneDd(workspace: Workspace, golden: GoldenChain, medium: Medium):
 }
 
 /** Alternates merge, bare commit and dd (the order rotates every round), each from an identical fresh copy. */
-export async function measurePairs(workspace: Workspace, golden: GoldenChain, medium: Medium, runs: number, say: (line: string) => void): Promise<PairResult> {
+export async function measurePairs(
+  build: Build,
+  workspace: Workspace,
+  golden: GoldenChain,
+  medium: Medium,
+  runs: number,
+  say: (line: string) => void,
+): Promise<PairResult> {
   const merges: MergeBreakdown[] = [];
   const commits: number[] = [];
   const dds: number[] = [];
@@ -89,7 +96,7 @@ export async function measurePairs(workspace: Workspace, golden: GoldenChain, me
   for (let round_ = 0; round_ < runs; round_ += 1) {
     const order = contenders.map((_, i) => contenders[(i + round_) % contenders.length] as Contender);
     for (const contender of order) {
-      if (contender === 'merge') merges.push(await oneMerge(workspace, golden, medium));
+      if (contender === 'merge') merges.push(await oneMerge(build, workspace, golden, medium));
       else if (contender === 'commit') commits.push(await bareCommit(workspace, golden, medium));
       else dds.push(await oneDd(workspace, golden, medium));
     }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { freshCopy, type GoldenChain, type Medium } from './chains.js';
 import { exec } from './proc.js';
-import { CLI } from './volmerge.js';
+import type { Build } from './volmerge.js';
 import type { Workspace } from './workspace.js';
 
 /** What strace saw. */
@@ -16,13 +16,13 @@ export interface StraceCount {
 }
 
 /** Runs one merge of a fresh copy under strace and counts successful execve calls; undefined when strace is missing. */
-export async function straceCount(workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<StraceCount | undefined> {
+export async function straceCount(build: Build, workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<StraceCount | undefined> {
   if ((await exec(['strace', '-V'])).code !== 0) return undefined;
   const copy = await freshCopy(workspace, golden, medium, 'run-strace');
   const log = workspace.path('strace.txt');
   try {
     const result = await exec(
-      ['strace', '-f', '-qq', '-e', 'trace=execve', '-e', 'status=successful', '-o', log, 'node', CLI, 'merge', '--top', copy.top, '--base', copy.base, '--json'],
+      ['strace', '-f', '-qq', '-e', 'trace=execve', '-e', 'status=successful', '-o', log, 'node', build.cli, 'merge', '--top', copy.top, '--base', copy.base, '--json'],
       { env: { VOLMERGE_STATE_DIR: workspace.path('state') } },
     );
     if (result.code !== 0) throw new Error(`volmerge merge under strace exited ${result.code}: ${result.stderr.trim().slice(0, 500)}`);

@@ -1,11 +1,7 @@
 // Start-up cost: `volmerge --help` and `volmerge merge --help` against a bare `node -e 0`, alternated.
-import { fileURLToPath } from 'node:url';
 import { must } from './proc.js';
 import { median, percentile, round, summarize, type Summary } from './stats.js';
-import { CLI, TRACER } from './volmerge.js';
-
-/** The package root (this file is dist/scripts/bench/startup.js), where bare module names resolve. */
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import type { Build } from './volmerge.js';
 
 /** The start-up figures. */
 export interface StartupResult {
@@ -25,15 +21,19 @@ const MODULES: { name: string; code: string }[] = [
   { name: 'build-time compiled validators (src/schema.ts)', code: "const s = await import('./dist/src/schema.js'); s.validatorFor('journal.schema.json');" },
 ];
 
-const COMMANDS: { name: string; argv: string[] }[] = [
-  { name: 'node -e 0', argv: ['node', '-e', '0'] },
-  { name: 'node --import spawn-trace -e 0', argv: ['node', '--import', TRACER, '-e', '0'] },
-  { name: 'volmerge --help', argv: ['node', CLI, '--help'] },
-  { name: 'volmerge merge --help', argv: ['node', CLI, 'merge', '--help'] },
-];
+/** The commands compared, for a build. */
+function commands(build: Build): { name: string; argv: string[] }[] {
+  return [
+    { name: 'node -e 0', argv: ['node', '-e', '0'] },
+    { name: 'node --import spawn-trace -e 0', argv: ['node', '--import', build.tracer, '-e', '0'] },
+    { name: 'volmerge --help', argv: ['node', build.cli, '--help'] },
+    { name: 'volmerge merge --help', argv: ['node', build.cli, 'merge', '--help'] },
+  ];
+}
 
 /** Runs each command `runs` times, rotating the order each round; the first round only warms the caches and is dropped. */
-export async function measureStartup(runs: number): Promise<StartupResult> {
+export async function measureStartup(build: Build, runs: number): Promise<StartupResult> {
+  const COMMANDS = commands(build);
   const times = new Map<string, number[]>(COMMANDS.map((c) => [c.name, []]));
   for (let round_ = -1; round_ < runs; round_ += 1) {
     for (let i = 0; i < COMMANDS.length; i += 1) {
@@ -46,8 +46,8 @@ export async function measureStartup(runs: number): Promise<StartupResult> {
   const adds = new Map<string, number[]>(MODULES.map((m) => [m.name, []]));
   for (let i = 0; i < runs; i += 1) {
     for (const m of MODULES) {
-      const empty = await must(['node', '--input-type=module', '-e', ''], { cwd: ROOT });
-      const loaded = await must(['node', '--input-type=module', '-e', m.code], { cwd: ROOT });
+      const empty = await must(['node', '--input-type=module', '-e', ''], { cwd: build.root });
+      const loaded = await must(['node', '--input-type=module', '-e', m.code], { cwd: build.root });
       adds.get(m.name)?.push(loaded.ms - empty.ms);
     }
   }

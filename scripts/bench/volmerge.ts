@@ -1,14 +1,45 @@
 // Benchmark helper: runs the built CLI (optionally under the spawn tracer) and reads what one traced merge did.
-import { readFile, rm } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { cp, mkdir, readFile, rm, symlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, type Timed } from './proc.js';
 import type { SpawnTrace, TracedChild } from './spawn-trace.js';
 
-/** The built CLI, dist/src/cli/main.js (this file is dist/scripts/bench/volmerge.js). */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-/** The preload that records child processes. */
-export const TRACER = fileURLToPath(new URL('./spawn-trace.js', import.meta.url));
+/** The package root of this checkout (this file is dist/scripts/bench/volmerge.js). */
+const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A built package: its root, the CLI and the spawn tracer. */
+export interface Build {
+  root: string;
+  cli: string;
+  tracer: string;
+}
+
+/** The build inside a package root. */
+function buildAt(root: string): Build {
+  return { root, cli: join(root, 'dist/src/cli/main.js'), tracer: join(root, 'dist/scripts/bench/spawn-trace.js') };
+}
+
+/**
+ * Copies this checkout's build (dist/src, the tracer, schemas/, package.json; node_modules linked) into dir, so that a
+ * rebuild of the shared dist/ by someone else during the benchmark cannot change what is measured.
+ */
+export async function snapshotBuild(dir: string): Promise<Build> {
+  await mkdir(join(dir, 'dist/scripts/bench'), { recursive: true });
+  await cp(join(CHECKOUT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
+  await cp(join(CHECKOUT, 'dist/scripts/bench/spawn-trace.js'), join(dir, 'dist/scripts/bench/spawn-trace.js'));
+  await cp(join(CHECKOUT, 'schemas'), join(dir, 'schemas'), { recursive: true });
+  await cp(join(CHECKOUT, 'package.json'), join(dir, 'package.json'));
+  await symlink(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+  return buildAt(dir);
+}
+
+/** The commit this checkout is at, with "+changes" when files differ from it. */
+export async function checkoutCommit(): Promise<string> {
+  const head = (await exec(['git', '-C', CHECKOUT, 'rev-parse', '--short', 'HEAD'])).stdout.trim() || 'unknown';
+  const dirty = (await exec(['git', '-C', CHECKOUT, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim();
+  return dirty ? `${head}+changes` : head;
+}
 
 /** One `volmerge merge --json` run with its trace. */
 export interface TracedMerge {
@@ -17,9 +48,9 @@ export interface TracedMerge {
 }
 
 /** Runs `node dist/src/cli/main.js merge --top T --base B --json` under the tracer; throws unless it printed status done. */
-export async function tracedMerge(top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
+export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
   await rm(traceFile, { force: true });
-  const wall = await exec(['node', '--import', TRACER, CLI, 'merge', '--top', top, '--base', base, '--json'], {
+  const wall = await exec(['node', '--import', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {
     env: { VOLMERGE_BENCH_TRACE: traceFile, VOLMERGE_STATE_DIR: stateDir },
   });
   let status = '';
