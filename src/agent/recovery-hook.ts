@@ -36,13 +36,16 @@ export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<Recov
           registry.add({
             id: job.jobId,
             description: MERGE_JOB.description,
-            volumes: [job.top, job.base],
+            volumes: job.child ? [job.top, job.base, job.child] : [job.top, job.base],
             work: resumeWork({
               jobId: job.jobId,
               stateDir: wiring.stateDir,
               top: job.top,
               base: job.base,
               leafRoom: job.leafRoom,
+              ...(job.child ? { child: job.child } : {}),
+              ...(job.removeTop ? { removeTop: true } : {}),
+              ...(job.shrink ? { shrink: true } : {}),
               ...(wiring.commitRateLimit ? { commitRateLimit: wiring.commitRateLimit } : {}),
             }),
           });

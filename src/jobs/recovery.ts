@@ -3,10 +3,11 @@
 import { VolmergeError, type ErrorCode } from '../errors.js';
 import { log } from '../log.js';
 import type { MergeStep } from '../merge/steps.js';
-import { readChain } from '../qemu/queries.js';
+import { readChain, readInfo } from '../qemu/queries.js';
 import { readLockHolder } from './chain-lock.js';
 import { firstUnfinishedStep, journalPath, JournalWriter, readJournal, scanJournals, type Journal } from './journal.js';
 import { isProcessAlive } from './proc.js';
+import { topRemovalStarted } from './top-retirement.js';
 import { probeVolumes, volumeDeletedError } from './volume-probe.js';
 
 /** A job that can be finished now: run it with runMergeJob({ jobId, stateDir, top, base, leafRoom, ... }). */
@@ -15,6 +16,10 @@ export interface ResumableJob {
   top: string;
   base: string;
   leafRoom: number;
+  /** The end of the merge its plan asks for: top's child (internal merge), removing top, shrinking base. */
+  child?: string;
+  removeTop?: boolean;
+  shrink?: boolean;
   /** The first step it has not finished ('end': only bookkeeping is left). */
   fromStep: MergeStep | 'end';
 }
@@ -64,7 +69,8 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
   }
-  const probe = await probeVolumes(journal.volumes);
+  const topMayBeGone = topRemovalStarted(journal);
+  const probe = await probeVolumes(journal.volumes, { topMayBeGone });
   if (probe.state === 'unknown') {
     return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } };
   }
@@ -79,12 +85,24 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
   }
   try {
     // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
-    await readChain(journal.volumes.top.path);
+    // Once the job's own remove-top step has started, only base is left to open.
+    if (topMayBeGone) await readInfo(journal.volumes.base.path);
+    else await readChain(journal.volumes.top.path);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } };
   }
-  const job: ResumableJob = { jobId: journal.jobId, top: journal.request.top, base: journal.request.base, leafRoom: journal.request.leafRoom, fromStep: firstUnfinishedStep(journal) ?? 'end' };
+  const end = journal.plan.finalize;
+  const job: ResumableJob = {
+    jobId: journal.jobId,
+    top: journal.request.top,
+    base: journal.request.base,
+    leafRoom: journal.request.leafRoom,
+    ...(end?.child ? { child: end.child.path } : {}),
+    ...(end?.removeTop ? { removeTop: true } : {}),
+    ...(end?.shrink ? { shrink: true } : {}),
+    fromStep: firstUnfinishedStep(journal) ?? 'end',
+  };
   options.resume(job);
   return { jobId: journal.jobId, state: 'resuming', ...describe(journal) };
 }

@@ -5,6 +5,7 @@ import type { FinalizeVolume } from '../merge/finalize.js';
 import type { CrashSafety } from '../merge/pipeline.js';
 import { clearMark, describeMarkHolder, markHolderFor, readMark, setMark } from '../storage/marks.js';
 import type { Volume } from '../storage/volume.js';
+import type { Journal } from './journal.js';
 
 /** What the retirement needs of a job: its state folder (marks of plain block devices live there) and its id. */
 export interface RetiringJob {
@@ -36,4 +37,9 @@ export async function refuseIfRetired(volume: Volume, role: 'top' | 'base', stat
     `${role} ${volume.path} was merged into its base and retired by job ${mark.jobId} (${mark.where}): nothing may use it any more; ` +
       `once you are sure nothing does, remove it (${remove})`,
   );
+}
+
+/** Whether the job's remove-top step has started: from then on top may be gone, by the job's own doing. */
+export function topRemovalStarted(journal: Pick<Journal, 'steps'>): boolean {
+  return journal.steps['remove-top'] !== undefined;
 }

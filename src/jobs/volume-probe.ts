@@ -38,9 +38,15 @@ export async function probeVolume(volume: JournalVolume): Promise<ProbeResult> {
   return { state: 'present' };
 }
 
-/** Probes top and base; 'gone' wins over 'unknown', which wins over 'present'. */
-export async function probeVolumes(volumes: { top: JournalVolume; base: JournalVolume }): Promise<ProbeResult & { role?: 'top' | 'base' }> {
-  const results = { top: await probeVolume(volumes.top), base: await probeVolume(volumes.base) };
+/**
+ * Probes top and base; 'gone' wins over 'unknown', which wins over 'present'. topMayBeGone (the job's remove-top step
+ * has started): top is not probed, its absence is the job's own doing.
+ */
+export async function probeVolumes(
+  volumes: { top: JournalVolume; base: JournalVolume },
+  options: { topMayBeGone?: boolean } = {},
+): Promise<ProbeResult & { role?: 'top' | 'base' }> {
+  const results = { top: options.topMayBeGone ? ({ state: 'present' } as const) : await probeVolume(volumes.top), base: await probeVolume(volumes.base) };
   for (const state of ['gone', 'unknown'] as const) {
     for (const role of ['base', 'top'] as const) {
       const result = results[role];
