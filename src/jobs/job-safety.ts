@@ -1,4 +1,4 @@
-// The crash-safety steps of a journaled job: bitmap backup beside the journal, and the mid-merge mark on base.
+// The crash-safety steps of a journaled job: bitmap backup kept where the journal is, and the mid-merge mark on base.
 import { VolmergeError } from '../errors.js';
 import type { Inspection } from '../merge/inspect.js';
 import type { MergePlan } from '../merge/plan.js';
@@ -6,21 +6,23 @@ import type { CrashSafety } from '../merge/pipeline.js';
 import { readChain } from '../qemu/queries.js';
 import { clearMark, describeMarkHolder, markHolderFor, setMark } from '../storage/marks.js';
 import { takeBitmapBackup } from './bitmap-backup.js';
-import { jobDir, type JournalWriter } from './journal.js';
+import type { JournalWriter } from './journal.js';
 
 /** Backup, mark and unmark for one job, recording the backup in its journal. */
 export function jobSafety(writer: JournalWriter): CrashSafety {
-  const { stateDir } = writer;
+  const { stateDir, store } = writer;
   return {
     async backupBitmaps(inspection: Inspection, plan: MergePlan) {
       const [topInfo, baseInfo] = await readChain(inspection.top.realPath);
       if (!topInfo || !baseInfo) throw new VolmergeError('bad-chain', `top ${inspection.top.path}: its backing chain vanished before the backup`);
       const backup = await takeBitmapBackup(
-        jobDir(stateDir, writer.journal.jobId),
+        store.backupDir(writer.folder),
         { realPath: inspection.top.realPath, info: topInfo },
         { realPath: inspection.base.realPath, info: baseInfo },
         plan.bitmaps.merge,
       );
+      // Kept where the journal is (for a shared VG, on the shared storage) before the journal names it.
+      await store.saveBackup(writer.folder);
       await writer.update((j) => {
         j.backup = backup;
       });

@@ -7,6 +7,7 @@ import { BITMAP_WRITING_STEPS, MERGE_STEPS, POINT_OF_NO_RETURN, type MergeStep }
 import { describeErrors, validatorFor } from '../schema.js';
 import type { VolumeKind } from '../storage/volume.js';
 import { mkdirDurable, writeFileAtomic } from './atomic-file.js';
+import { toJobStore, type JobStore } from './job-store.js';
 
 /** The schema every journal is checked against, on write and on read. */
 export const JOURNAL_SCHEMA = 'journal.schema.json';
@@ -208,12 +209,24 @@ export function isUnfinished(journal: Journal): boolean {
 
 /** A journal that one run keeps up to date: each change is written durably before the call returns. */
 export class JournalWriter {
+  /** Where the journal is kept (a state folder given as a path is this host's store). */
+  readonly store: JobStore;
+  /** The job's key in the store (its folder or LV): from its id, except for a journal caught mid-takeover. */
+  readonly folder: string;
+
   constructor(
-    readonly stateDir: string,
+    store: JobStore | string,
     private current: Journal,
-    /** The job's folder: its id, except for a journal caught mid-takeover. */
-    private readonly folder = current.jobId,
-  ) {}
+    folder?: string,
+  ) {
+    this.store = toJobStore(store);
+    this.folder = folder ?? this.store.keyFor(current.jobId);
+  }
+
+  /** This host's state folder. */
+  get stateDir(): string {
+    return this.store.stateDir;
+  }
 
   /** The journal as last written. */
   get journal(): Journal {
@@ -225,7 +238,7 @@ export class JournalWriter {
     const next = structuredClone(this.current);
     change(next);
     next.updatedAt = now();
-    await writeJournal(this.stateDir, next, this.folder);
+    await this.store.write(next, this.folder);
     this.current = next;
   }
 

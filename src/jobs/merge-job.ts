@@ -1,5 +1,6 @@
-// One merge run as a job: the entry point that the CLI and the agent share. It takes the chain's lock, keeps a
-// write-ahead journal, backs up bitmaps, marks base, and finishes (resumes) a merge of the chain that an earlier run left unfinished.
+// One merge run as a job: the entry point that the CLI and the agent share. It takes the chain's lock (and, on a shared
+// VG, the volumes' exclusive activation), keeps a write-ahead journal, backs up bitmaps, marks base, and finishes
+// (resumes) a merge of the chain that an earlier run, on this host or another, left unfinished.
 import { resolve as resolvePath } from 'node:path';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { log } from '../log.js';
@@ -9,15 +10,13 @@ import type { MergePlan } from '../merge/plan.js';
 import { type MergeStep, type StepHooks } from '../merge/steps.js';
 import { markHolderFor, readMark, setMark } from '../storage/marks.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
-import { removeDurable } from './atomic-file.js';
 import { acquireChainLock } from './chain-lock.js';
 import { deleteBitmapBackup } from './bitmap-backup.js';
 import { jobSafety } from './job-safety.js';
+import { HostJobStore, type JobStore } from './job-store.js';
 import {
   assertJobId,
   firstUnfinishedStep,
-  jobDir,
-  jobsDir,
   JournalWriter,
   needsRecovery,
   now,
@@ -26,6 +25,7 @@ import {
   type JournalVolume,
 } from './journal.js';
 import { repairBitmaps } from './repair.js';
+import { sharedChainOf, withSharedChain, type SharedChain } from './shared-chain.js';
 import { findUnfinishedJob, resumePoint, takeOver, type UnfinishedJob } from './unfinished.js';
 import { probeVolumes, volumeDeletedError } from './volume-probe.js';
 
@@ -33,7 +33,7 @@ import { probeVolumes, volumeDeletedError } from './volume-probe.js';
 export interface MergeJobRequest extends MergeRequest {
   /** Identifies the job (agent job id, or one made up by the CLI): letters, digits, '.', '_', '-'. */
   jobId: string;
-  /** Folder for journals and bitmap backups (STATE_DIR/jobs/JOB_ID/). */
+  /** Folder for journals and bitmap backups (STATE_DIR/jobs/JOB_ID/); a chain on a shared VG keeps them in an LV of that VG instead. */
   stateDir: string;
   /**
    * The caller saw both volumes when it accepted the job (the agent, for a job that waited as pending): a volume
@@ -93,8 +93,8 @@ async function recordFailure(writer: JournalWriter, thrown: unknown): Promise<Vo
         record.error = { code: error.code, message: error.message };
       }
     });
-    if (!needsRecovery(writer.journal)) await removeDurable(jobDir(writer.stateDir, journal.jobId));
-    else log.info(`job ${journal.jobId}: journal kept in ${jobDir(writer.stateDir, journal.jobId)}; merging the chain again finishes it`);
+    if (!needsRecovery(writer.journal)) await writer.store.remove(writer.folder);
+    else log.info(`job ${journal.jobId}: journal kept in ${writer.store.locationOf(writer.folder)}; merging the chain again finishes it`);
   } catch (bookkeeping) {
     log.error(`job ${journal.jobId}: could not record the failure in its journal: ${(bookkeeping as Error).message}`);
   }
@@ -114,18 +114,17 @@ async function execute(
   } catch (thrown) {
     throw await recordFailure(writer, thrown);
   }
-  const dir = jobDir(request.stateDir, writer.journal.jobId);
   try {
-    await deleteBitmapBackup(dir);
-    await removeDurable(dir);
+    await writer.store.remove(writer.folder);
   } catch (error) {
-    log.warn(`job ${writer.journal.jobId}: the merge is done but ${dir} could not be removed: ${(error as Error).message}`);
+    log.warn(`job ${writer.journal.jobId}: the merge is done but ${writer.store.locationOf(writer.folder)} could not be removed: ${(error as Error).message}`);
   }
   return { status: 'done', plan, ...(resumed ? { resumed } : {}) };
 }
 
 /** Refuses a volume that carries a mid-merge mark this state folder cannot explain. */
-async function refuseIfMarked(volume: Volume, role: 'top' | 'base', stateDir: string): Promise<void> {
+async function refuseIfMarked(volume: Volume, role: 'top' | 'base', store: JobStore): Promise<void> {
+  const { stateDir } = store;
   const mark = await readMark(markHolderFor(volume, stateDir));
   if (!mark) return;
   if (role === 'top') {
@@ -134,17 +133,17 @@ async function refuseIfMarked(volume: Volume, role: 'top' | 'base', stateDir: st
   const elsewhere = mark.stateDir && mark.stateDir !== stateDir ? `; its journal may be in ${mark.stateDir} (set VOLMERGE_STATE_DIR or --state-dir to it)` : '';
   throw new VolmergeError(
     'needs-attention',
-    `base ${volume.path} is marked mid-merge by job ${mark.jobId} (${mark.where}) but ${jobsDir(stateDir)} holds no unfinished journal of it${elsewhere}; ` +
+    `base ${volume.path} is marked mid-merge by job ${mark.jobId} (${mark.where}) but ${store.describe()} holds no unfinished journal of it${elsewhere}; ` +
       'it may hold part of a merge: see "Crash safety" in the README before using it',
   );
 }
 
 /** Plans from what is there now and runs every step, in a new journal or in a taken-over one that had not reached the mark. */
-async function runFresh(request: MergeJobRequest, previous?: JournalWriter, resumed?: MergeOutcome['resumed']): Promise<MergeOutcome> {
+async function runFresh(request: MergeJobRequest, store: JobStore, previous?: JournalWriter, resumed?: MergeOutcome['resumed']): Promise<MergeOutcome> {
   let planned: { inspection: Inspection; plan: MergePlan };
   try {
     planned = await planFor(request);
-    await refuseIfMarked(planned.inspection.top, 'top', request.stateDir);
+    await refuseIfMarked(planned.inspection.top, 'top', store);
   } catch (thrown) {
     if (previous) throw await recordFailure(previous, thrown);
     throw missingMeansDeleted(thrown, request);
@@ -178,14 +177,14 @@ async function runFresh(request: MergeJobRequest, previous?: JournalWriter, resu
       plan,
       steps: {},
     };
-    writer = new JournalWriter(request.stateDir, created);
+    writer = new JournalWriter(store, created);
     await writer.update(() => undefined);
   }
   return execute(request, writer, inspection, plan, resumed);
 }
 
 /** Finishes a merge that an earlier run (this job or another) left unfinished. */
-async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base: Volume): Promise<MergeOutcome> {
+async function resume(request: MergeJobRequest, store: JobStore, unfinished: UnfinishedJob, base: Volume): Promise<MergeOutcome> {
   const earlier = unfinished.journal;
   const fromStep: MergeStep | 'end' = firstUnfinishedStep(earlier) ?? 'end';
   const top = await resolveVolume(request.top, 'top').catch(() => undefined);
@@ -198,10 +197,11 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base:
   }
   const as = request.jobId === earlier.jobId ? '' : ` as job ${request.jobId}`;
   log.warn(`base ${request.base}: job ${earlier.jobId} left this merge unfinished at ${resumePoint(earlier)} (attempt ${earlier.attempt}); finishing it${as}`);
-  const writer = await takeOver(request.stateDir, unfinished, request.jobId);
-  const dir = jobDir(request.stateDir, request.jobId);
+  const writer = await takeOver(store, unfinished, request.jobId);
+  const dir = store.backupDir(writer.folder);
   let inspection: Inspection;
   try {
+    if (writer.journal.backup) await store.loadBackup(writer.folder);
     await repairBitmaps(writer.journal, dir, top?.realPath ?? writer.journal.volumes.top.path, base.realPath);
     if (!pastPointOfNoReturn(writer.journal)) {
       // Nothing of top is in base yet and the bitmaps are whole again: start over from a plan of what is there now.
@@ -210,7 +210,7 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base:
         j.steps = {};
       });
       await deleteBitmapBackup(dir);
-      return await runFresh(request, writer, { jobId: earlier.jobId, fromStep });
+      return await runFresh(request, store, writer, { jobId: earlier.jobId, fromStep });
     }
     inspection = await inspectChain(request.top, request.base);
     if (writer.journal.jobId !== earlier.jobId) await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
@@ -223,17 +223,18 @@ async function resume(request: MergeJobRequest, unfinished: UnfinishedJob, base:
 }
 
 /** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */
-async function dryRun(request: MergeJobRequest): Promise<MergeOutcome> {
+async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeOutcome> {
   let unfinished: UnfinishedJob | undefined;
   let base: Volume | undefined;
   try {
     base = await resolveVolume(request.base, 'base');
-    unfinished = await findUnfinishedJob(request.stateDir, base.identity);
+    unfinished = await findUnfinishedJob(store, base.identity);
   } catch (error) {
+    if (error instanceof VolmergeError && error.code === 'locked-by-other-host') throw error;
     log.debug(`dry run: no unfinished job looked up: ${(error as Error).message}`);
   }
   if (!unfinished) {
-    if (base) await refuseIfMarked(base, 'base', request.stateDir);
+    if (base) await refuseIfMarked(base, 'base', store);
     return mergeChain(request);
   }
   const { journal } = unfinished;
@@ -241,13 +242,18 @@ async function dryRun(request: MergeJobRequest): Promise<MergeOutcome> {
   return { status: 'planned', plan: journal.plan, resumed: { jobId: journal.jobId, fromStep: firstUnfinishedStep(journal) ?? 'end' } };
 }
 
-/**
- * Runs a merge as a job: refuses at once ('busy', naming the holder) when another merge holds the chain's lock;
- * finishes an unfinished merge of the same chain instead of starting over; journals every step.
- */
-export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcome> {
-  assertJobId(request.jobId);
-  if (request.dryRun) return dryRun(request);
+/** Under the chain's lock: finishes the chain's unfinished merge, or runs a new one. */
+async function mergeLocked(request: MergeJobRequest, store: JobStore, base: Volume): Promise<MergeOutcome> {
+  const unfinished = await findUnfinishedJob(store, base.identity);
+  if (unfinished) return resume(request, store, unfinished, base);
+  await refuseIfMarked(base, 'base', store);
+  return runFresh(request, store);
+}
+
+/** A merge whose volumes are on this host (files, plain devices, LVs of a local VG): state in the host's state folder. */
+async function runOnHost(request: MergeJobRequest): Promise<MergeOutcome> {
+  const store = new HostJobStore(request.stateDir);
+  if (request.dryRun) return dryRun(request, store);
   let base: Volume;
   try {
     base = await resolveVolume(request.base, 'base');
@@ -256,11 +262,48 @@ export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcom
   }
   const lock = await acquireChainLock(base.identity, { jobId: request.jobId, base: request.base });
   try {
-    const unfinished = await findUnfinishedJob(request.stateDir, base.identity);
-    if (unfinished) return await resume(request, unfinished, base);
-    await refuseIfMarked(base, 'base', request.stateDir);
-    return await runFresh(request);
+    return await mergeLocked(request, store, base);
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * A merge whose base is on a shared VG: under this host's chain lock, top and base are activated exclusively (refused
+ * at once with 'locked-by-other-host' when another host holds one), the job's state lives in an LV of that VG, and
+ * what was activated is put back at the end.
+ */
+async function runOnSharedVg(request: MergeJobRequest, chain: SharedChain): Promise<MergeOutcome> {
+  // A dry run takes the lock too: it activates the volumes for a moment, which must not race a merge of this host.
+  const lock = await acquireChainLock(chain.baseIdentity, { jobId: request.jobId, base: request.base });
+  try {
+    return await withSharedChain(chain, request.stateDir, async (store) => {
+      if (request.dryRun) return dryRun(request, store);
+      let base: Volume;
+      try {
+        base = await resolveVolume(request.base, 'base');
+      } catch (thrown) {
+        throw missingMeansDeleted(thrown, request);
+      }
+      return mergeLocked(request, store, base);
+    });
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Runs a merge as a job: refuses at once ('busy', naming the holder) when another merge holds the chain's lock, and
+ * ('locked-by-other-host') when another host of a shared VG holds a volume; finishes an unfinished merge of the same
+ * chain instead of starting over; journals every step where recovery will look for it.
+ */
+export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcome> {
+  assertJobId(request.jobId);
+  let chain: SharedChain | undefined;
+  try {
+    chain = await sharedChainOf(request.top, request.base);
+  } catch (thrown) {
+    throw missingMeansDeleted(thrown, request);
+  }
+  return chain ? runOnSharedVg(request, chain) : runOnHost(request);
 }

@@ -1,9 +1,7 @@
 // Finds the unfinished job of a chain in the state folder, and lets a new run take it over (same or new job id).
-import { lstat, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import { VolmergeError } from '../errors.js';
-import { syncDir } from './atomic-file.js';
-import { firstUnfinishedStep, isUnfinished, jobsDir, JournalWriter, now, scanJournals, writeJournal, type Journal } from './journal.js';
+import { toJobStore, type JobStore } from './job-store.js';
+import { firstUnfinishedStep, isUnfinished, JournalWriter, now, type Journal } from './journal.js';
 
 /** An unfinished journal and the folder it is in. */
 export interface UnfinishedJob {
@@ -12,9 +10,10 @@ export interface UnfinishedJob {
 }
 
 /** The unfinished job whose base has this identity, or undefined; two of them is an error that needs a person. */
-export async function findUnfinishedJob(stateDir: string, baseIdentity: string): Promise<UnfinishedJob | undefined> {
+export async function findUnfinishedJob(where: JobStore | string, baseIdentity: string): Promise<UnfinishedJob | undefined> {
+  const store = toJobStore(where);
   const found: UnfinishedJob[] = [];
-  for (const entry of await scanJournals(stateDir)) {
+  for (const entry of await store.scan(baseIdentity)) {
     if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal)) {
       found.push({ folder: entry.folder, journal: entry.journal });
     }
@@ -22,7 +21,7 @@ export async function findUnfinishedJob(stateDir: string, baseIdentity: string):
   if (found.length > 1) {
     throw new VolmergeError(
       'needs-attention',
-      `base ${found[0]?.journal.request.base}: jobs ${found.map((f) => f.folder).join(', ')} in ${jobsDir(stateDir)} all claim it; keep the right one and move the others away`,
+      `base ${found[0]?.journal.request.base}: jobs ${found.map((f) => f.folder).join(', ')} in ${store.describe()} all claim it; keep the right one and move the others away`,
     );
   }
   return found[0];
@@ -34,19 +33,13 @@ export function resumePoint(journal: Journal): string {
   return step ? `step ${step}` : 'its last bookkeeping';
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
- * Takes over an unfinished job's journal for a run of job jobId: the journal is rewritten in its folder under the
- * new id (state running, one more attempt), then the folder is renamed to the new id. A crash between the two leaves a
- * journal that names its old folder in resumedFrom, which readers accept and the next takeover completes.
+ * Takes over an unfinished job's journal for a run of job jobId: the journal is rewritten under the new id (state
+ * running, one more attempt), then the store moves it to the new id's key (folder or LV renamed). A crash between the
+ * two leaves a journal that names its old key in resumedFrom, which readers accept and the next takeover completes.
  */
-export async function takeOver(stateDir: string, unfinished: UnfinishedJob, jobId: string): Promise<JournalWriter> {
+export async function takeOver(where: JobStore | string, unfinished: UnfinishedJob, jobId: string): Promise<JournalWriter> {
+  const store = toJobStore(where);
   const { folder } = unfinished;
   const next = structuredClone(unfinished.journal);
   next.jobId = jobId;
@@ -55,16 +48,11 @@ export async function takeOver(stateDir: string, unfinished: UnfinishedJob, jobI
   next.pid = process.pid;
   next.updatedAt = now();
   delete next.error;
-  if (folder !== jobId) {
-    if (await exists(join(jobsDir(stateDir), jobId))) {
-      throw new VolmergeError('job-exists', `job ${jobId} cannot take over job ${folder}: ${join(jobsDir(stateDir), jobId)} exists already; use another job id`);
-    }
-    next.resumedFrom = folder;
+  if (folder !== store.keyFor(jobId)) {
+    // The job id whose key the state sits under now: the journal's own, or the one it was caught taking over from.
+    const old = unfinished.journal;
+    next.resumedFrom = store.keyFor(old.jobId) === folder || !old.resumedFrom ? old.jobId : old.resumedFrom;
   }
-  await writeJournal(stateDir, next, folder);
-  if (folder !== jobId) {
-    await rename(join(jobsDir(stateDir), folder), join(jobsDir(stateDir), jobId));
-    await syncDir(jobsDir(stateDir));
-  }
-  return new JournalWriter(stateDir, next);
+  const key = await store.takeOver(next, folder);
+  return new JournalWriter(store, next, key);
 }

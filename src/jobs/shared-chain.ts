@@ -1,0 +1,80 @@
+// A chain whose base is an LV of a shared VG (lvmlockd): found from the paths alone (the LVs may be inactive on this
+// host), held by activating its volumes exclusively here for the length of a job, and put back as it was afterwards.
+import { asVolmergeError } from '../errors.js';
+import { log } from '../log.js';
+import { activateExclusively, readVgLocking, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
+import { lvNamesOfDevPath } from '../storage/volume.js';
+import type { JobStore } from './job-store.js';
+import { SharedVgJobStore } from './shared-vg-store.js';
+
+/** An LV by name. */
+export interface LvName {
+  vg: string;
+  lv: string;
+}
+
+/** The volumes of a chain on a shared VG that a job must hold exclusively. */
+export interface SharedChain {
+  /** The shared VG of base: the job's state lives there. */
+  vg: string;
+  base: LvName;
+  /** Top, when it is an LV of a shared VG too (a top elsewhere needs no cluster lock). */
+  top?: LvName;
+  /** base's identity as resolveVolume gives it (lv:VG/LV), known without activating base: the chain lock's key. */
+  baseIdentity: string;
+}
+
+/** The shared chain of a request, or undefined when base is not /dev/VG/LV of a shared VG (the job then runs as on any host). */
+export async function sharedChainOf(top: string, base: string): Promise<SharedChain | undefined> {
+  const baseName = lvNamesOfDevPath(base);
+  if (!baseName) return undefined;
+  const baseVg = await readVgLocking(baseName.vg).catch((error: unknown) => {
+    // Not a VG at all (some other /dev/X/Y): the ordinary path reports it; any other failure is not a guess we make.
+    if (asVolmergeError(error).code === 'vg-missing') return undefined;
+    throw error;
+  });
+  if (!baseVg?.shared) return undefined;
+  const chain: SharedChain = { vg: baseName.vg, base: baseName, baseIdentity: `lv:${baseName.vg}/${baseName.lv}` };
+  const topName = lvNamesOfDevPath(top);
+  if (topName) {
+    const shared = topName.vg === baseName.vg || (await readVgLocking(topName.vg).catch(() => undefined))?.shared === true;
+    if (shared) chain.top = topName;
+  }
+  return chain;
+}
+
+/** An LV that a job activated, and how it was before. */
+interface Held extends LvName {
+  before: LocalActivation;
+}
+
+/** Puts back what was activated, last first; failures are logged (the merge's outcome stands). */
+async function putBack(held: Held[]): Promise<void> {
+  for (const volume of [...held].reverse()) {
+    try {
+      await restoreActivation(volume.vg, volume.lv, volume.before);
+    } catch (error) {
+      log.warn(`${volume.vg}/${volume.lv}: could not be put back ${volume.before === 'inactive' ? 'to inactive' : 'to a shared lock'}: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Runs body with base and top activated exclusively on this host and the job state in the shared VG's job LVs; a
+ * volume held by another host refuses the job at once ('locked-by-other-host') with nothing changed. Afterwards every
+ * volume is put back as it was (deactivated, or to its shared lock), and the job LVs too.
+ */
+export async function withSharedChain<T>(chain: SharedChain, stateDir: string, body: (store: JobStore) => Promise<T>): Promise<T> {
+  const held: Held[] = [];
+  const store = new SharedVgJobStore(chain.vg, chain.base.lv, stateDir);
+  try {
+    for (const [role, volume] of [['base', chain.base], ['top', chain.top]] as const) {
+      if (!volume || held.some((h) => h.vg === volume.vg && h.lv === volume.lv)) continue;
+      held.push({ ...volume, before: await activateExclusively(volume.vg, volume.lv, role) });
+    }
+    return await body(store);
+  } finally {
+    await store.close();
+    await putBack(held);
+  }
+}
