@@ -1,7 +1,7 @@
 // `npm run bench`: volmerge merge against a bare qemu-img commit and a dd copy, commit options, start-up and agent latency.
 // Writes the figures to bench-results.json and prints them as markdown tables. Needs root (loop devices) and qemu-utils.
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureAgent } from './agent-latency.js';
@@ -25,7 +25,8 @@ const USAGE = `usage: npm run bench -- [options]
   --agent-size MiB     data size of each of the 4 agent merges (default 1024)
   --stale N            stale bitmaps in base (default 32)
   --dir DIR            where chains are built (default /var/tmp)
-  --out FILE           figures as JSON (default bench-results.json)`;
+  --out FILE           figures as JSON (default bench-results.json)
+  --report FILE        print the tables of an earlier run's JSON and exit`;
 
 function list(text: string): string[] {
   return text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -52,6 +53,7 @@ function settings(argv: string[]) {
       stale: { type: 'string', default: '32' },
       dir: { type: 'string', default: '/var/tmp' },
       out: { type: 'string', default: 'bench-results.json' },
+      report: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -74,6 +76,7 @@ function settings(argv: string[]) {
     stale: Number(values.stale),
     dir: values.dir,
     out: resolve(values.out),
+    report: values.report,
   };
 }
 
@@ -96,6 +99,10 @@ async function machine(dir: string): Promise<Record<string, string | number>> {
 
 async function main(): Promise<void> {
   const options = settings(process.argv.slice(2));
+  if (options.report) {
+    console.log(renderMarkdown(JSON.parse(await readFile(options.report, 'utf8')) as BenchResults));
+    return;
+  }
   if (process.getuid?.() !== 0) throw new Error('run the benchmark as root: it attaches loop devices and drops file pages from the cache');
   const say = (line: string): void => console.error(line);
   const started = Date.now();

@@ -99,7 +99,7 @@ export function renderMarkdown(results: BenchResults): string {
   const m = results.machine;
   const sections = [
     `Measured ${m.date} (volmerge ${m.commit}) on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, node ${m.node}, ${m.qemuImg}; ` +
-      `chains on ${m.filesystem}; ${results.config.runs} runs each, medians; load average at start ${m.loadAtStart}.`,
+      `chains on ${m.filesystem}; ${results.config.runs} runs each, medians; load average (1/5/15 min) ${m.loadAtStart} at the start, ${m.loadAtEnd} at the end.`,
     '',
     `Merge against the bare commit (each run from an identical fresh copy; top holds the data, base ${results.pairs[0]?.staleBitmaps ?? 32} stale bitmaps):`,
     '',
