@@ -33,7 +33,7 @@ describe('LVM: extending the base LV', function () {
   it('extends a 128 MiB base under 200 MiB of data to whole extents, not more than one extent above the need, and only once', async () => {
     const base = await vg.lv('base', 128);
     const top = await vg.lv('top', 256);
-    await makeChain(base, top, { stale: 6, shared: ['shared'], topOnly: ['toponly'], baseDataMiB: 8, topDataMiB: 200, topDataOffsetMiB: 4 });
+    await makeChain(base, top, { virtualSize: '512M', stale: 6, shared: ['shared'], topOnly: ['toponly'], baseDataMiB: 8, topDataMiB: 200, topDataOffsetMiB: 4 });
     const raw = ws.path('before.raw');
     await rawCopy(top, raw);
     const marked = { shared: await dirtyExtents(top, 'shared'), toponly: await dirtyExtents(top, 'toponly') };
@@ -68,7 +68,7 @@ describe('LVM: extending the base LV', function () {
   it('adds the leaf room when asked, still in whole extents', async () => {
     const base = await vg.lv('base2', 128);
     const top = await vg.lv('top2', 256);
-    await makeChain(base, top, { topOnly: ['t'], topDataMiB: 160 });
+    await makeChain(base, top, { virtualSize: '512M', topOnly: ['t'], topDataMiB: 160 });
     const result = await volmerge(['merge', '--top', top, '--base', base, '--json', '--leaf-room', String(64 * MiB)]);
     expect(result.exitCode, result.stderr).to.equal(0);
     const plan = (JSON.parse(result.stdout) as Result).plan;
