@@ -45,7 +45,8 @@ export async function findImageChild(
   listLvs: (vg: string) => Promise<LvFacts[]> = lvmListLvs,
 ): Promise<string | undefined> {
   const candidates = chain.domain === 'file' ? await fileCandidates(chain) : blockCandidates(await listLvs(info.sd_id), info);
-  const children = await childrenAmong(candidates, await realpath(chain.top));
+  // On a shared VG top may be inactive here until the job activates it: then no active volume can resolve to it.
+  const children = await childrenAmong(candidates, await realpath(chain.top).catch(() => chain.top));
   if (children.length > 1) {
     throw new VolmergeError('bad-chain', `top volume ${info.top_id} of image ${info.img_id} backs ${children.length} volumes (${children.join(', ')}); a merge can rebase only one child`);
   }

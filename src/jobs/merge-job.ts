@@ -301,7 +301,7 @@ export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcom
   assertJobId(request.jobId);
   let chain: SharedChain | undefined;
   try {
-    chain = await sharedChainOf(request.top, request.base);
+    chain = await sharedChainOf(request.top, request.base, request.child);
   } catch (thrown) {
     throw missingMeansDeleted(thrown, request);
   }

@@ -20,12 +20,22 @@ export interface SharedChain {
   base: LvName;
   /** Top, when it is an LV of a shared VG too (a top elsewhere needs no cluster lock). */
   top?: LvName;
+  /** Top's child (an internal merge rebases it onto base), when it is an LV of a shared VG. */
+  child?: LvName;
   /** base's identity as resolveVolume gives it (lv:VG/LV), known without activating base: the chain lock's key. */
   baseIdentity: string;
 }
 
+/** An LV path's names when its VG is shared (vg, already known shared, saves a vgs). */
+async function sharedLvOf(path: string | undefined, sharedVg: string): Promise<LvName | undefined> {
+  const names = path === undefined ? undefined : lvNamesOfDevPath(path);
+  if (!names) return undefined;
+  if (names.vg === sharedVg) return names;
+  return (await readVgLocking(names.vg).catch(() => undefined))?.shared === true ? names : undefined;
+}
+
 /** The shared chain of a request, or undefined when base is not /dev/VG/LV of a shared VG (the job then runs as on any host). */
-export async function sharedChainOf(top: string, base: string): Promise<SharedChain | undefined> {
+export async function sharedChainOf(top: string, base: string, child?: string): Promise<SharedChain | undefined> {
   const baseName = lvNamesOfDevPath(base);
   if (!baseName) return undefined;
   const baseVg = await readVgLocking(baseName.vg).catch((error: unknown) => {
@@ -35,11 +45,10 @@ export async function sharedChainOf(top: string, base: string): Promise<SharedCh
   });
   if (!baseVg?.shared) return undefined;
   const chain: SharedChain = { vg: baseName.vg, base: baseName, baseIdentity: `lv:${baseName.vg}/${baseName.lv}` };
-  const topName = lvNamesOfDevPath(top);
-  if (topName) {
-    const shared = topName.vg === baseName.vg || (await readVgLocking(topName.vg).catch(() => undefined))?.shared === true;
-    if (shared) chain.top = topName;
-  }
+  const topName = await sharedLvOf(top, baseName.vg);
+  if (topName) chain.top = topName;
+  const childName = await sharedLvOf(child, baseName.vg);
+  if (childName) chain.child = childName;
   return chain;
 }
 
@@ -54,6 +63,8 @@ async function putBack(held: Held[]): Promise<void> {
     try {
       await restoreActivation(volume.vg, volume.lv, volume.before);
     } catch (error) {
+      // The job itself may have removed it (remove-top).
+      if (asVolmergeError(error).code === 'lv-missing') continue;
       log.warn(`${volume.vg}/${volume.lv}: could not be put back ${volume.before === 'inactive' ? 'to inactive' : 'to a shared lock'}: ${(error as Error).message}`);
     }
   }
@@ -68,7 +79,7 @@ export async function withSharedChain<T>(chain: SharedChain, stateDir: string, b
   const held: Held[] = [];
   const store = new SharedVgJobStore(chain.vg, chain.base.lv, stateDir);
   try {
-    for (const [role, volume] of [['base', chain.base], ['top', chain.top]] as const) {
+    for (const [role, volume] of [['base', chain.base], ['top', chain.top], ['child', chain.child]] as const) {
       if (!volume || held.some((h) => h.vg === volume.vg && h.lv === volume.lv)) continue;
       held.push({ ...volume, before: await activateExclusively(volume.vg, volume.lv, role) });
     }
