@@ -5,7 +5,8 @@ import { resolve as resolvePath } from 'node:path';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { inspectChain, type Inspection } from '../merge/inspect.js';
-import { mergeChain, planFor, runSteps, type MergeOutcome, type MergeRequest } from '../merge/pipeline.js';
+import { runFinalizeSteps } from '../merge/finalize.js';
+import { mergeChain, planFor, runSteps, type CrashSafety, type MergeOutcome, type MergeRequest } from '../merge/pipeline.js';
 import type { MergePlan } from '../merge/plan.js';
 import { type MergeStep, type StepHooks } from '../merge/steps.js';
 import { markHolderFor, readMark, setMark } from '../storage/marks.js';
@@ -25,6 +26,7 @@ import {
   type JournalVolume,
 } from './journal.js';
 import { repairBitmaps } from './repair.js';
+import { refuseIfRetired, topRemovalStarted, topRetirement } from './top-retirement.js';
 import { sharedChainOf, withSharedChain, type SharedChain } from './shared-chain.js';
 import { findUnfinishedJob, resumePoint, takeOver, type UnfinishedJob } from './unfinished.js';
 import { probeVolumes, volumeDeletedError } from './volume-probe.js';
@@ -73,7 +75,18 @@ function journalHooks(writer: JournalWriter, own: StepHooks | undefined): StepHo
       await own?.done?.(step, facts);
     },
     isDone: (step) => writer.isDone(step),
+    forget: async (step) => {
+      await writer.update((j) => {
+        delete j.steps[step];
+      });
+      await own?.forget?.(step);
+    },
   };
+}
+
+/** The crash-safety actions of a journaled job: backup, base's mark, top's retirement. */
+function safetyOf(writer: JournalWriter): CrashSafety {
+  return { ...jobSafety(writer), ...topRetirement(writer) };
 }
 
 /** Records a failure in the journal (as volume-deleted when a volume is gone), keeps the journal only when the chain needs it. */
@@ -81,7 +94,7 @@ async function recordFailure(writer: JournalWriter, thrown: unknown): Promise<Vo
   let error = asVolmergeError(thrown);
   const { journal } = writer;
   try {
-    const probe = await probeVolumes(journal.volumes);
+    const probe = await probeVolumes(journal.volumes, { topMayBeGone: topRemovalStarted(journal) });
     if (probe.state === 'gone' && probe.role) error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
     await writer.update((j) => {
       j.state = 'failed';
@@ -101,16 +114,19 @@ async function recordFailure(writer: JournalWriter, thrown: unknown): Promise<Vo
   return error;
 }
 
+/** How the steps are run: all of them over an inspection, or (top being removed) only the end of the merge. */
+type StepRunner = (request: MergeRequest, safety: CrashSafety) => Promise<void>;
+
 /** Runs the steps under the journal; on success the job's folder (journal and backup) is removed. */
 async function execute(
   request: MergeJobRequest,
   writer: JournalWriter,
-  inspection: Inspection,
+  runner: StepRunner,
   plan: MergePlan,
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
   try {
-    await runSteps({ ...request, hooks: journalHooks(writer, request.hooks) }, inspection, plan, jobSafety(writer));
+    await runner({ ...request, hooks: journalHooks(writer, request.hooks) }, safetyOf(writer));
   } catch (thrown) {
     throw await recordFailure(writer, thrown);
   }
@@ -144,6 +160,8 @@ async function runFresh(request: MergeJobRequest, store: JobStore, previous?: Jo
   try {
     planned = await planFor(request);
     await refuseIfMarked(planned.inspection.top, 'top', store);
+    await refuseIfRetired(planned.inspection.top, 'top', store.stateDir);
+    await refuseIfRetired(planned.inspection.base, 'base', store.stateDir);
   } catch (thrown) {
     if (previous) throw await recordFailure(previous, thrown);
     throw missingMeansDeleted(thrown, request);
@@ -180,7 +198,7 @@ async function runFresh(request: MergeJobRequest, store: JobStore, previous?: Jo
     writer = new JournalWriter(store, created);
     await writer.update(() => undefined);
   }
-  return execute(request, writer, inspection, plan, resumed);
+  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), plan, resumed);
 }
 
 /** Finishes a merge that an earlier run (this job or another) left unfinished. */
@@ -199,6 +217,14 @@ async function resume(request: MergeJobRequest, store: JobStore, unfinished: Unf
   log.warn(`base ${request.base}: job ${earlier.jobId} left this merge unfinished at ${resumePoint(earlier)} (attempt ${earlier.attempt}); finishing it${as}`);
   const writer = await takeOver(store, unfinished, request.jobId);
   const dir = store.backupDir(writer.folder);
+  const resumed = { jobId: earlier.jobId, fromStep };
+  if (topRemovalStarted(writer.journal)) {
+    // Every step before remove-top is done and top may be gone already: only the end of the merge is left, over base.
+    const volumes = { top: writer.journal.volumes.top, base: journalVolume(base) };
+    const plan = writer.journal.plan;
+    request.onPlan?.(plan);
+    return execute(request, writer, (hooked, safety) => runFinalizeSteps(hooked, volumes, plan, safety), plan, resumed);
+  }
   let inspection: Inspection;
   try {
     if (writer.journal.backup) await store.loadBackup(writer.folder);
@@ -213,13 +239,17 @@ async function resume(request: MergeJobRequest, store: JobStore, unfinished: Unf
       return await runFresh(request, store, writer, { jobId: earlier.jobId, fromStep });
     }
     inspection = await inspectChain(request.top, request.base);
-    if (writer.journal.jobId !== earlier.jobId) await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
+    // Base keeps its mark under the new job's id, unless the earlier run had already taken it off (verify passed).
+    if (writer.journal.jobId !== earlier.jobId && writer.journal.steps.unmark?.status !== 'done') {
+      await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
+    }
   } catch (thrown) {
     if (thrown instanceof VolmergeError && writer.journal.state === 'failed') throw thrown;
     throw await recordFailure(writer, thrown);
   }
-  request.onPlan?.(writer.journal.plan);
-  return execute(request, writer, inspection, writer.journal.plan, { jobId: earlier.jobId, fromStep });
+  const plan = writer.journal.plan;
+  request.onPlan?.(plan);
+  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), plan, resumed);
 }
 
 /** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */
@@ -235,6 +265,9 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   }
   if (!unfinished) {
     if (base) await refuseIfMarked(base, 'base', store);
+    if (base) await refuseIfRetired(base, 'base', store.stateDir);
+    const top = await resolveVolume(request.top, 'top').catch(() => undefined);
+    if (top) await refuseIfRetired(top, 'top', store.stateDir);
     return mergeChain(request);
   }
   const { journal } = unfinished;
