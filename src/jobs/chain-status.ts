@@ -5,6 +5,8 @@ import { markHolderFor, readMark, type MidMergeMark } from '../storage/marks.js'
 import { resolveVolume } from '../storage/volume.js';
 import { readLockHolder } from './chain-lock.js';
 import { firstUnfinishedStep, jobsDir, scanJournals, type Journal } from './journal.js';
+import { sharedChainOf } from './shared-chain.js';
+import { sharedChainStatus } from './shared-chain-status.js';
 import { findUnfinishedJob } from './unfinished.js';
 
 /** The status of a chain as `volmerge status --json` prints it (schemas/status.schema.json). */
@@ -43,6 +45,9 @@ function jobSummary(journal: Journal): NonNullable<ChainStatus['job']> {
 
 /** Reads the status of the chain whose base is at basePath; throws only when base itself cannot be resolved. */
 export async function chainStatus(basePath: string, stateDir: string): Promise<ChainStatus> {
+  // On a shared VG the journal is in a job LV, not here, and base may be inactive on this host.
+  const shared = await sharedChainOf('', basePath);
+  if (shared) return sharedChainStatus(basePath, shared);
   const base = await resolveVolume(basePath, 'base');
   const status: ChainStatus = { base: basePath, identity: base.identity, state: 'idle', mark: null, lock: null, job: null, problem: null, advice: '' };
   const problems: string[] = [];
