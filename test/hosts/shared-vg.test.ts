@@ -1,0 +1,216 @@
+// Two hosts on one shared VG (lvmlockd + sanlock), in two VMs sharing one raw disk (npm run test:hosts): a merge on one
+// host refuses the same chain on the other with locked-by-other-host and changes nothing; two chains merge at once on the
+// two hosts; a host killed mid-commit leaves the chain to the other, which finishes it once the dead host's lease expires.
+import { expect } from 'chai';
+import { Cluster, type GuestHost, type HostResult } from './cluster.js';
+
+const VG = 'vgshared';
+/** Give up on the cluster after this long (the whole run stays well under it). */
+const VM_TIMEOUT_S = 1500;
+/** How long a dead host's sanlock lease may take to expire before the test gives up on the take-over. */
+const TAKEOVER_LIMIT_MS = 420_000;
+
+const CLI = ['node', 'dist/src/cli/main.js'];
+const TOOL = ['node', 'dist/test/hosts/guest-tool.js'];
+
+interface MergeJson {
+  status: 'done' | 'planned' | 'failed';
+  error?: { code: string; message: string };
+}
+
+/** What the scenarios measured, printed at the end. */
+const timings: [string, number][] = [];
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function note(what: string, ms: number): void {
+  timings.push([what, ms]);
+  console.log(`      ${what}: ${seconds(ms)}`);
+}
+
+function mergeArgs(top: string, base: string, extra: string[] = []): string[] {
+  return [...CLI, 'merge', '--top', `/dev/${VG}/${top}`, '--base', `/dev/${VG}/${base}`, '--json', '--log-level', 'info', ...extra];
+}
+
+function parseMerge(result: HostResult): MergeJson {
+  const line = result.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as MergeJson;
+  } catch {
+    throw new Error(`merge printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+  }
+}
+
+async function waitFor(predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
+  this.timeout(600_000);
+  let cluster: Cluster;
+  let a: GuestHost;
+  let b: GuestHost;
+  const runStarted = Date.now();
+
+  /** Files of a chain in the coordination folder: its raw copy and its top's bitmap extents, taken before any merge. */
+  function files(chain: string): { raw: string; extents: string } {
+    return { raw: cluster.path(`${chain}.raw`), extents: cluster.path(`${chain}.extents.json`) };
+  }
+
+  async function makeChain(host: GuestHost, chain: string): Promise<void> {
+    const { raw, extents } = files(chain);
+    const result = await host.must([...TOOL, 'make-chain', VG, `${chain}base`, `${chain}top`, raw, extents], 300);
+    note(`make chain ${chain} on host ${host.name}`, result.ms);
+  }
+
+  async function check(host: GuestHost, chain: string): Promise<void> {
+    const { raw, extents } = files(chain);
+    const result = await host.run([...TOOL, 'check', VG, `${chain}base`, `${chain}top`, raw, extents], 300);
+    const facts = JSON.parse(result.stdout.trim() || '{}') as { ok?: boolean };
+    expect(facts.ok, `chain ${chain} as host ${host.name} sees it: ${result.stdout}${result.stderr}`).to.equal(true);
+  }
+
+  async function vgState(host: GuestHost): Promise<{ seqno: string; lvs: Record<string, string>[]; dm: string[] }> {
+    const result = await host.must([...TOOL, 'state', VG], 120);
+    return JSON.parse(result.stdout) as { seqno: string; lvs: Record<string, string>[]; dm: string[] };
+  }
+
+  before(async function () {
+    this.timeout(600_000);
+    cluster = await Cluster.create(3 * 1024 ** 3);
+    let t = Date.now();
+    a = cluster.host('a', 1, VM_TIMEOUT_S);
+    b = cluster.host('b', 2, VM_TIMEOUT_S);
+    const ready = await Promise.all([a.ready(240_000), b.ready(240_000)]);
+    note('both VMs booted, sanlock and lvmlockd running', Date.now() - t);
+    console.log(`      (a: ${ready[0]}; b: ${ready[1]})`);
+    t = Date.now();
+    await a.must(['vgcreate', '-q', '--shared', '-s', '4m', VG, '/dev/vda'], 240);
+    note(`host a: vgcreate --shared ${VG} (joins the new lockspace)`, Date.now() - t);
+    t = Date.now();
+    // Without udev the first lockstart on a second host can fail ("invalid parameters for sanlock"): retried.
+    await b.must(['sh', '-c', `for i in 1 2 3 4 5; do vgchange --lockstart ${VG} && exit 0; sleep 2; done; exit 1`], 400);
+    note(`host b: vgchange --lockstart ${VG}`, Date.now() - t);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await cluster?.dispose();
+    console.log('\n    timings (two TCG VMs, one core and 768 MiB each):');
+    for (const [what, ms] of timings) console.log(`      ${seconds(ms).padStart(8)}  ${what}`);
+    console.log(`      ${seconds(Date.now() - runStarted).padStart(8)}  whole run`);
+  });
+
+  it('refuses the same chain on host b while host a merges it (locked-by-other-host, nothing changed); then b sees it merged', async () => {
+    const started = Date.now();
+    await makeChain(a, 'c1');
+    const merge = await a.spawn(mergeArgs('c1top', 'c1base', ['--rate-limit', String(1024 * 1024)]), 500);
+    await waitFor(async () => /commit: [1-9]0%/.test(await merge.stderr()), "host a's commit to pass 10%", 240_000);
+    // Host a's merge is paused mid-commit (its locks stay held): b's refusal and a's progress cannot race.
+    await merge.signal('STOP');
+    expect(await merge.stderr(), "host a was paused inside its commit").to.not.match(/step: (bitmaps|verify)/);
+    const before = await vgState(b);
+    const refusedAt = Date.now();
+    const refused = await b.run(mergeArgs('c1top', 'c1base'), 180);
+    note('host b refused (one CLI run)', Date.now() - refusedAt);
+    const after = await vgState(b);
+    await merge.signal('CONT');
+    expect(refused.exitCode, refused.stderr).to.equal(1);
+    const json = parseMerge(refused);
+    expect(json.status).to.equal('failed');
+    expect(json.error?.code, json.error?.message).to.equal('locked-by-other-host');
+    expect(refused.stderr).to.match(/c1base.*locked by another host/);
+    expect(after, 'the refusal changed nothing that host b sees of the VG').to.deep.equal(before);
+    expect(after.dm.filter((d) => d.includes('c1')), 'host b activated nothing').to.deep.equal([]);
+    expect(after.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), "only host a's job LV").to.have.length(1);
+
+    const done = await merge.done;
+    expect(done.exitCode, done.stderr).to.equal(0);
+    expect(parseMerge(done).status).to.equal('done');
+    note('host a: merge of c1 (commit at 1 MiB/s, paused while b was refused)', done.ms);
+    const aState = await vgState(a);
+    expect(aState.dm.filter((d) => d.includes('c1') || d.includes('volmerge_job')), 'host a put back what it activated').to.deep.equal([]);
+    expect(aState.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV is removed').to.deep.equal([]);
+    expect(aState.lvs.find((lv) => lv.lv_name === 'c1base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
+    await check(b, 'c1');
+    note('scenario 1 (same chain, refusal, merged chain seen from b)', Date.now() - started);
+  });
+
+  it('merges two different chains on the two hosts at the same time', async () => {
+    const started = Date.now();
+    await Promise.all([makeChain(a, 'c2'), makeChain(b, 'c3')]);
+    const t = Date.now();
+    const [onA, onB] = await Promise.all([
+      a.run(mergeArgs('c2top', 'c2base', ['--rate-limit', String(2 * 1024 * 1024)]), 500),
+      b.run(mergeArgs('c3top', 'c3base', ['--rate-limit', String(2 * 1024 * 1024)]), 500),
+    ]);
+    expect(onA.exitCode, onA.stderr).to.equal(0);
+    expect(onB.exitCode, onB.stderr).to.equal(0);
+    note('merges of c2 on a and c3 on b, at once', Date.now() - t);
+    await Promise.all([check(b, 'c2'), check(a, 'c3')]);
+    note('scenario 2 (two chains at once, each checked from the other host)', Date.now() - started);
+  });
+
+  it('finishes on host b a merge whose host a was killed mid-commit, once a\'s lease has expired', async function () {
+    this.timeout(900_000);
+    const started = Date.now();
+    await makeChain(a, 'c4');
+    const merge = await a.spawn(mergeArgs('c4top', 'c4base', ['--rate-limit', String(1024 * 1024)]), 500);
+    await waitFor(async () => /commit: [2-9]0%/.test(await merge.stderr()), "host a's commit to pass 20%", 240_000);
+    // Paused first, so that the VM surely dies inside the commit however loaded this machine is.
+    await merge.signal('STOP');
+    expect(await merge.stderr(), 'host a was paused inside its commit').to.not.match(/step: (bitmaps|verify)/);
+    await a.kill();
+    const deathAt = a.killedAt ?? Date.now();
+    console.log(`      host a killed during the commit (its log: ${(await merge.stderr()).match(/commit: \d+%/g)?.pop() ?? '?'})`);
+
+    const before = await vgState(b);
+    let refusals = 0;
+    let lastRefusalAt = deathAt;
+    let success: HostResult | undefined;
+    let successStartedAt = 0;
+    while (!success) {
+      expect(Date.now() - deathAt, 'the dead host\'s lease should have expired by now').to.be.below(TAKEOVER_LIMIT_MS);
+      const attemptAt = Date.now();
+      const attempt = await b.run(mergeArgs('c4top', 'c4base'), 600);
+      if (attempt.exitCode === 0) {
+        success = attempt;
+        successStartedAt = attemptAt;
+        break;
+      }
+      const json = parseMerge(attempt);
+      expect(json.error?.code, `attempt ${refusals + 1}: ${json.error?.message}`).to.equal('locked-by-other-host');
+      refusals += 1;
+      lastRefusalAt = attemptAt;
+      if (refusals === 1) {
+        const after = await vgState(b);
+        expect(after, 'a refusal changes nothing').to.deep.equal(before);
+        // What an operator on host b sees meanwhile.
+        const status = await b.must([...CLI, 'status', '--base', `/dev/${VG}/c4base`], 120);
+        console.log(`      volmerge status on host b while a's lease runs:\n${status.stdout.trimEnd().replace(/^/gm, '        ')}`);
+        const json = JSON.parse((await b.must([...CLI, 'status', '--base', `/dev/${VG}/c4base`, '--json'], 120)).stdout) as { state: string; mark: { jobId: string } | null };
+        expect(json.state).to.equal('unfinished');
+        expect(json.mark?.jobId, 'base carries the dead host\'s mark').to.match(/^cli-/);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    console.log(`      host b was refused ${refusals} times (locked-by-other-host), then took over`);
+    note('death of host a to its last refused attempt on b', lastRefusalAt - deathAt);
+    note('death of host a to the start of the successful take-over', successStartedAt - deathAt);
+    note('host b: the take-over merge (resume from the commit)', success.ms);
+    expect(parseMerge(success).status).to.equal('done');
+    expect(success.stderr).to.match(/left this merge unfinished at step commit/);
+    const bState = await vgState(b);
+    expect(bState.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV is removed').to.deep.equal([]);
+    expect(bState.lvs.find((lv) => lv.lv_name === 'c4base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
+    expect(bState.dm.filter((d) => d.includes('c4') || d.includes('volmerge_job')), 'host b put back what it activated').to.deep.equal([]);
+    await check(b, 'c4');
+    note('scenario 3 (host killed mid-commit, take-over)', Date.now() - started);
+  });
+});
