@@ -3,7 +3,8 @@
 // Each step is idempotent (it probes the real state, then acts), so a resumed job may run it again; the hooks journal it.
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import { copyBitmap, commit, removeBitmap } from '../qemu/mutations.js';
+import { copyBitmap, commit } from '../qemu/mutations.js';
+import { removeBitmaps } from '../qemu/remove-bitmaps.js';
 import { checkImage, measureSubchain, readChain, readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type ImageInfo } from '../qemu/types.js';
 import { extendLv } from '../storage/lvm.js';
@@ -97,11 +98,13 @@ export async function mergeChain(request: MergeRequest, safety?: CrashSafety): P
 /** Runs the steps of a planned merge in order; those the hooks report done (a resumed job) are skipped. */
 export async function runSteps(request: MergeRequest, inspection: Inspection, plan: MergePlan, safety?: CrashSafety): Promise<void> {
   const { top, base } = inspection;
+  // The commit step re-reads base anyway; the bitmaps step reuses that instead of asking qemu-img again.
+  let baseAfterCommit: ImageInfo | undefined;
 
   await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
 
   await runStep(request, 'prune', async () => {
-    for (const name of plan.bitmaps.prune) await removeBitmap(base.realPath, name);
+    await removeBitmaps(base.realPath, base.driver, plan.bitmaps.prune);
     if (plan.bitmaps.prune.length === 0) return { removed: [] };
     const after = await readInfo(base.realPath);
     assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');
@@ -129,13 +132,13 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     });
-    await rereadChain(inspection, 'the commit');
+    baseAfterCommit = (await rereadChain(inspection, 'the commit')).base;
     return {};
   });
 
   await runStep(request, 'bitmaps', async () => {
     const adds = new Map(plan.bitmaps.add.map((b) => [b.name, b.granularity]));
-    const present = new Set(bitmapsOf(await readInfo(base.realPath)).map((b) => b.name));
+    const present = new Set(bitmapsOf(baseAfterCommit ?? (await readInfo(base.realPath))).map((b) => b.name));
     for (const name of plan.bitmaps.merge) {
       const granularity = adds.get(name);
       await copyBitmap(base.realPath, top.realPath, {

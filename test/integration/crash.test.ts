@@ -126,7 +126,15 @@ describe('crash in the middle of a step that writes base bitmaps (files)', funct
       const chain = await prepareChain(ws, 'file');
       const wrapper = await crashingQemuImg(ws);
       const args = ['merge', '--top', chain.top, '--base', chain.base];
-      const crashed = await runCli(args, { ...chain.env, VOLMERGE_QEMU_IMG: wrapper, CRASH_WRAP_MATCH: match(chain), CRASH_WRAP_IMAGE: chain.base });
+      // No qemu-storage-daemon: prune then removes one bitmap per qemu-img run, which the wrapper can crash in.
+      const noDaemon = { VOLMERGE_QEMU_STORAGE_DAEMON: ws.path('no-qemu-storage-daemon') };
+      const crashed = await runCli(args, {
+        ...chain.env,
+        ...noDaemon,
+        VOLMERGE_QEMU_IMG: wrapper,
+        CRASH_WRAP_MATCH: match(chain),
+        CRASH_WRAP_IMAGE: chain.base,
+      });
       expect(crashed.signal, crashed.stderr).to.equal('SIGKILL');
       const [entry] = await scanJournals(chain.stateDir);
       expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal('started');
