@@ -9,6 +9,7 @@ import { checkAgainst } from '../../src/schema.js';
 import { checksums } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
+import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
 import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
 import { runCli } from './crash-harness.js';
@@ -152,6 +153,21 @@ describe('finishing a merge on files', function () {
       await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', chain.top, '-F', 'qcow2', second]);
       await expectRefused(chain, ['--child', chain.child, '--remove-top'], 'bad-chain', /cannot be removed: .*second\.qcow2 is backed by it/, [chain.base, chain.top, chain.child, second]);
     });
+  });
+
+  it('on fixed-size block devices: --shrink is skipped with the reason in the plan, --remove-top is refused and changes nothing', async function () {
+    if (!(await canUseLoopDevices())) this.skip();
+    const volumes = { base: await ws.blockDevice('base', 64 * 1024 * 1024), top: await ws.blockDevice('top', 64 * 1024 * 1024), child: ws.path('child.qcow2') };
+    const chain = await prepareInternalChain(ws, { volumes, skipBitmapContents: true });
+    const dry = await merge(chain, ['--child', chain.child, '--shrink', '--dry-run']);
+    expect(dry.exitCode, dry.stderr).to.equal(0);
+    expect(dry.result.plan?.finalize?.shrink?.reason).to.match(/is a fixed-size block device: it cannot be shrunk/);
+    const before = await checksums([chain.base, chain.top, chain.child]);
+    const refused = await merge(chain, ['--child', chain.child, '--remove-top']);
+    expect(refused.exitCode).to.equal(1);
+    expect(refused.result.error?.code).to.equal('unsupported');
+    expect(refused.stderr).to.match(/top \/dev\/loop\d+ is a plain block device: volmerge removes only LVs and files/);
+    expect(await checksums([chain.base, chain.top, chain.child]), 'nothing changed').to.deep.equal(before);
   });
 
   it('a rebase that fails leaves child -> top -> base reading as before with top unmarked, and a rerun completes', async () => {
