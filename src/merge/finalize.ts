@@ -43,10 +43,11 @@ function openPath(volume: FinalizeVolume): string {
  * only once the chain child -> top -> base is confirmed takes the retired mark off top and forgets the retire step.
  */
 async function undoRebase(request: MergeRequest, child: FinalizeChild, top: FinalizeVolume, safety: CrashSafety | undefined, cause: VolmergeError): Promise<never> {
-  let now = await readBacking(child.path).catch(() => undefined);
+  // -U: a child that a process holds (the rebase failed as busy) still shows its header.
+  let now = await readBacking(child.path, { forceShare: true }).catch(() => undefined);
   if (now?.backing !== top.realPath) {
     await rebaseUnsafe(child.path, child.backingBefore).catch((error: unknown) => log.warn(`child ${child.path}: putting its backing file back failed: ${asVolmergeError(error).message}`));
-    now = await readBacking(child.path).catch(() => undefined);
+    now = await readBacking(child.path, { forceShare: true }).catch(() => undefined);
   }
   if (now?.backing !== top.realPath) {
     throw new VolmergeError(

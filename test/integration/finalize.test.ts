@@ -147,6 +147,19 @@ describe('finishing a merge on files', function () {
       await expectRefused(chain, ['--remove-top'], 'bad-chain', /top .*top\.qcow2 cannot be removed: .*child\.qcow2 is backed by it; give its child as --child/, [chain.base, chain.top, chain.child]);
     });
 
+    it('refuses a child that another process holds open (a running VM), naming it', async () => {
+      const chain = await prepareInternalChain(ws);
+      const holder = execa('qemu-io', ['-f', 'qcow2', '-c', 'sleep 60000', chain.child], { reject: false, stdin: 'ignore' });
+      try {
+        // Wait until qemu-io holds the image's lock.
+        for (let i = 0; i < 200 && (await execa('qemu-img', ['info', chain.child], { reject: false })).exitCode === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+        await expectRefused(chain, ['--child', chain.child], 'busy', /child\.qcow2: qemu-img info failed .*lock.*a cold merge needs it unused/, [chain.base, chain.top]);
+      } finally {
+        holder.kill('SIGKILL');
+        await holder;
+      }
+    });
+
     it('refuses --remove-top when top has a second child besides the one given', async () => {
       const chain = await prepareInternalChain(ws);
       const second = ws.path('second.qcow2');
