@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]\n\nCold-merge a qcow2 snapshot (top) into its backing volume (base), keeping dirty bitmaps valid.')
     .command<MergeArgs>(
       'merge',
-      'Merge top into base: prune stale bitmaps, extend base, commit, copy bitmaps, verify',
+      "Merge top into base: prune stale bitmaps, extend base, commit, copy bitmaps, verify; then, when asked, rebase top's child, shrink base, remove top",
       async (y) => (await import('./merge-command.js')).mergeBuilder(y),
       async (args) => {
         exitCode = await (await import('./merge-command.js')).mergeHandler(args);
