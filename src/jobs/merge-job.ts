@@ -283,16 +283,20 @@ async function mergeLocked(request: MergeJobRequest, store: JobStore, base: Volu
   return runFresh(request, store);
 }
 
+/** Resolves the job's base; a base missing now is 'volume-deleted' for a job whose volumes were validated earlier. */
+async function resolveBase(request: MergeJobRequest): Promise<Volume> {
+  try {
+    return await resolveVolume(request.base, 'base');
+  } catch (thrown) {
+    throw missingMeansDeleted(thrown, request);
+  }
+}
+
 /** A merge whose volumes are on this host (files, plain devices, LVs of a local VG): state in the host's state folder. */
 async function runOnHost(request: MergeJobRequest): Promise<MergeOutcome> {
   const store = new HostJobStore(request.stateDir);
   if (request.dryRun) return dryRun(request, store);
-  let base: Volume;
-  try {
-    base = await resolveVolume(request.base, 'base');
-  } catch (thrown) {
-    throw missingMeansDeleted(thrown, request);
-  }
+  const base = await resolveBase(request);
   const lock = await acquireChainLock(base.identity, { jobId: request.jobId, base: request.base });
   try {
     return await mergeLocked(request, store, base);
@@ -312,13 +316,7 @@ async function runOnSharedVg(request: MergeJobRequest, chain: SharedChain): Prom
   try {
     return await withSharedChain(chain, request.stateDir, async (store) => {
       if (request.dryRun) return dryRun(request, store);
-      let base: Volume;
-      try {
-        base = await resolveVolume(request.base, 'base');
-      } catch (thrown) {
-        throw missingMeansDeleted(thrown, request);
-      }
-      return mergeLocked(request, store, base);
+      return mergeLocked(request, store, await resolveBase(request));
     });
   } finally {
     await lock.release();
