@@ -1,9 +1,10 @@
 // The schema files and the ajv options that both the build-time compiler and the runtime fallback use (one truth).
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from './package-root.js';
 
-/** The folder of JSON Schemas shipped with the package (dist/src/ -> ../../schemas). */
-export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
+/** The folder of JSON Schemas shipped with the package. */
+export const SCHEMA_DIR = fileURLToPath(new URL('schemas/', PACKAGE_ROOT));
 
 /** ajv's options: strict, first error only, union types allowed. */
 export const AJV_OPTIONS = { allErrors: false, strict: true, allowUnionTypes: true } as const;

@@ -17,7 +17,7 @@ export interface Build {
 
 /** The build inside a package root. */
 function buildAt(root: string): Build {
-  return { root, cli: join(root, 'dist/src/cli/main.js'), tracer: join(root, 'dist/scripts/bench/spawn-trace.js') };
+  return { root, cli: join(root, 'dist/src/volmerge.js'), tracer: join(root, 'dist/scripts/bench/spawn-trace.js') };
 }
 
 /**
@@ -47,7 +47,7 @@ export interface TracedMerge {
   trace: SpawnTrace;
 }
 
-/** Runs `node dist/src/cli/main.js merge --top T --base B --json` under the tracer; throws unless it printed status done. */
+/** Runs `node dist/src/volmerge.js merge --top T --base B --json` under the tracer; throws unless it printed status done. */
 export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
   await rm(traceFile, { force: true });
   const wall = await exec(['node', '--import', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {

@@ -1,5 +1,6 @@
 // Defaults of the agent and its clients, and the test-only knobs read from the environment.
 import { readFileSync } from 'node:fs';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 /** The agent's unix socket unless --socket says otherwise (VOLMERGE_SOCKET overrides it for clients and the agent). */
 export function defaultSocketPath(): string {
@@ -26,7 +27,7 @@ export function testCommitRateLimit(): number | undefined {
 /** The package version (package.json beside dist/). */
 export function packageVersion(): string {
   try {
-    const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
+    const text = readFileSync(new URL('package.json', PACKAGE_ROOT), 'utf8');
     return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
   } catch {
     return 'unknown';
