@@ -1,6 +1,7 @@
 // The bitmap backup: before anything changes, copies of the bitmaps a merge keeps go into two small qcow2 images in
 // the job's folder (one per volume, each of that volume's virtual size, no data); a crashed step's bitmaps are rebuilt from them.
 import { join } from 'node:path';
+import { both } from '../both.js';
 import { failOnSilentBitmapLoss, removeBitmap } from '../qemu/mutations.js';
 import { failIfExited, runQemuImg } from '../qemu/qemu-img.js';
 import { bitmapsOf, isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
@@ -54,10 +55,12 @@ export async function takeBitmapBackup(
 ): Promise<{ top: BackupImage; base: BackupImage }> {
   const topBitmaps = bitmapsOf(top.info).filter((b) => !isInUse(b));
   const baseBitmaps = bitmapsOf(base.info).filter((b) => keptNames.includes(b.name) && !isInUse(b));
-  return {
-    top: await backUpVolume(dir, BACKUP_FILES.top, top.realPath, top.info, topBitmaps),
-    base: await backUpVolume(dir, BACKUP_FILES.base, base.realPath, base.info, baseBitmaps),
-  };
+  // Two images, two volumes, only read: both at once.
+  const [topBackup, baseBackup] = await both(
+    backUpVolume(dir, BACKUP_FILES.top, top.realPath, top.info, topBitmaps),
+    backUpVolume(dir, BACKUP_FILES.base, base.realPath, base.info, baseBitmaps),
+  );
+  return { top: topBackup, base: baseBackup };
 }
 
 /** Replaces bitmap NAME of target (broken or missing) by the copy in the backup image. */

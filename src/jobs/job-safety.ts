@@ -1,9 +1,7 @@
 // The crash-safety steps of a journaled job: bitmap backup kept where the journal is, and the mid-merge mark on base.
-import { VolmergeError } from '../errors.js';
 import type { Inspection } from '../merge/inspect.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { CrashSafety } from '../merge/pipeline.js';
-import { readChain } from '../qemu/queries.js';
 import { clearMark, describeMarkHolder, markHolderFor, setMark } from '../storage/marks.js';
 import { takeBitmapBackup } from './bitmap-backup.js';
 import type { JournalWriter } from './journal.js';
@@ -13,12 +11,11 @@ export function jobSafety(writer: JournalWriter): CrashSafety {
   const { stateDir, store } = writer;
   return {
     async backupBitmaps(inspection: Inspection, plan: MergePlan) {
-      const [topInfo, baseInfo] = await readChain(inspection.top.realPath);
-      if (!topInfo || !baseInfo) throw new VolmergeError('bad-chain', `top ${inspection.top.path}: its backing chain vanished before the backup`);
+      // The inspection was made under the chain's lock, just before: its bitmaps are still the chain's.
       const backup = await takeBitmapBackup(
         store.backupDir(writer.folder),
-        { realPath: inspection.top.realPath, info: topInfo },
-        { realPath: inspection.base.realPath, info: baseInfo },
+        { realPath: inspection.top.realPath, info: inspection.topInfo },
+        { realPath: inspection.base.realPath, info: inspection.baseInfo },
         plan.bitmaps.merge,
       );
       // Kept where the journal is (for a shared VG, on the shared storage) before the journal names it.

@@ -21,13 +21,26 @@ async function realpathOrUndefined(path: string): Promise<string | undefined> {
   }
 }
 
-/** Resolves top and base and checks the chain top -> base; throws a refusal that names the volume otherwise. */
-export async function inspectChain(topPath: string, basePath: string): Promise<Inspection> {
+/** Resolves top and base (they exist, and are two volumes); the chain between them is not read yet. */
+export async function resolveChainVolumes(topPath: string, basePath: string): Promise<{ top: Volume; base: Volume }> {
   const top = await resolveVolume(topPath, 'top');
   const base = await resolveVolume(basePath, 'base');
   if (top.realPath === base.realPath) {
     throw new VolmergeError('bad-chain', `top ${topPath} and base ${basePath} are the same volume; give top's backing volume as base`);
   }
+  return { top, base };
+}
+
+/** Resolves top and base and checks the chain top -> base; throws a refusal that names the volume otherwise. */
+export async function inspectChain(topPath: string, basePath: string): Promise<Inspection> {
+  const { top, base } = await resolveChainVolumes(topPath, basePath);
+  return inspectResolved(top, base);
+}
+
+/** Checks the chain top -> base of two resolved volumes with one qemu-img info --backing-chain. */
+export async function inspectResolved(top: Volume, base: Volume): Promise<Inspection> {
+  const topPath = top.path;
+  const basePath = base.path;
   const chain = await readChain(top.realPath);
   const [topInfo, backingInfo] = chain;
   if (!topInfo) throw new VolmergeError('bad-output', `qemu-img info --backing-chain ${topPath} returned no image`);

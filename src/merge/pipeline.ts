@@ -1,6 +1,7 @@
 // The merge, top to bottom: inspect, plan, then the steps backup, prune, extend, mark, commit, bitmaps back, verify, unmark,
 // and the end of the merge when asked (src/merge/finalize.ts): retire top, rebase its child, shrink base, remove top.
 // Each step is idempotent (it probes the real state, then acts), so a resumed job may run it again; the hooks journal it.
+import { both } from '../both.js';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { copyBitmap, commit } from '../qemu/mutations.js';
@@ -11,7 +12,7 @@ import { extendLv } from '../storage/lvm.js';
 import { crashDuring } from './crash-point.js';
 import { runFinalizeSteps, type FinalizeVolume } from './finalize.js';
 import { planFinalize } from './finalize-plan.js';
-import { inspectChain, type Inspection } from './inspect.js';
+import { inspectResolved, resolveChainVolumes, type Inspection } from './inspect.js';
 import { planMerge, type MergePlan } from './plan.js';
 import { runStep } from './run-step.js';
 import type { MergeStep, StepHooks } from './steps.js';
@@ -68,9 +69,12 @@ export interface CrashSafety {
 /** Inspects and plans without changing anything. */
 export async function planFor(request: MergeRequest): Promise<{ inspection: Inspection; plan: MergePlan }> {
   request.onStep?.('inspect');
-  const inspection = await inspectChain(request.top, request.base);
-  const { top, base } = inspection;
-  const measure = await measureSubchain(top.realPath, top.driver, base.realPath, base.driver);
+  const { top, base } = await resolveChainVolumes(request.top, request.base);
+  // Both only read: measure runs while the chain is checked; a bad chain is reported as such, not as a failed measure.
+  const [inspection, measure] = await both(
+    inspectResolved(top, base),
+    measureSubchain(top.realPath, top.driver, base.realPath, base.driver),
+  );
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
   const plan = planMerge({ ...inspection, measure, leafRoom, finalize });
@@ -111,14 +115,14 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
     const left = bitmapsOf(after).filter((b) => plan.bitmaps.prune.includes(b.name)).map((b) => b.name);
     if (left.length > 0) throw new VolmergeError('verify-failed', `base ${base.path}: bitmaps ${left.join(', ')} are still there after removal`);
     return { removed: plan.bitmaps.prune };
-  });
+  }, { changesNothing: plan.bitmaps.prune.length === 0 });
 
   await runStep(request, 'extend', async () => {
     if (plan.extendTo === null || !base.lv) return { extended: false };
     log.info(`extending ${base.lv.vg}/${base.lv.name} from ${base.lv.sizeBytes} to ${plan.extendTo} bytes`);
     const lv = await extendLv(base.lv.vg, base.lv.name, plan.extendTo);
     return { extended: true, sizeBytes: lv.sizeBytes };
-  });
+  }, { changesNothing: plan.extendTo === null || !base.lv });
 
   // From here on base holds part of top's data: it is marked, and the chain can only be finished forward.
   await runStep(request, 'mark', async () => (safety ? safety.markBase(inspection) : { skipped: true }));
@@ -148,14 +152,14 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
       });
     }
     return { merged: plan.bitmaps.merge };
-  });
+  }, { changesNothing: plan.bitmaps.merge.length === 0 });
 
   await runStep(request, 'verify', async () => {
-    const { base: baseInfo } = await rereadChain(inspection, 'copying bitmaps');
+    // Both only read base: the check runs alongside the re-read.
+    const [{ base: baseInfo }, check] = await both(rereadChain(inspection, 'copying bitmaps'), checkImage(base.realPath));
     assertBitmapsExactly(baseInfo, plan.bitmaps.merge, base.path);
-    const check = await checkImage(base.realPath);
     return { imageEndOffset: check['image-end-offset'] ?? null };
-  });
+  }, { changesNothing: true });
 
   await runStep(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }));
 
