@@ -257,6 +257,12 @@ export class JournalWriter {
     });
   }
 
+  /** Records a step as done in memory only: the next update() writes it (see StepHooks.doneQuietly). */
+  doneQuietly(step: MergeStep, facts: Record<string, unknown>): void {
+    const at = now();
+    this.current = { ...this.current, steps: { ...this.current.steps, [step]: { status: 'done', startedAt: at, endedAt: at, facts } } };
+  }
+
   /** Whether a step is recorded as done. */
   isDone(step: MergeStep): boolean {
     return this.current.steps[step]?.status === 'done';

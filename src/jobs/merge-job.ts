@@ -74,6 +74,10 @@ function journalHooks(writer: JournalWriter, own: StepHooks | undefined): StepHo
       await writer.done(step, facts);
       await own?.done?.(step, facts);
     },
+    doneQuietly: async (step, facts) => {
+      writer.doneQuietly(step, facts);
+      await own?.done?.(step, facts);
+    },
     isDone: (step) => writer.isDone(step),
     forget: async (step) => {
       await writer.update((j) => {

@@ -170,16 +170,18 @@ export async function runFinalizeSteps(request: MergeRequest, volumes: FinalizeV
   await runStep(request, 'retire', async () => {
     if (!end?.retireTop || !safety?.retireTop) return { retired: false };
     return { retired: true, ...(await safety.retireTop(top)) };
-  });
+  }, { changesNothing: !end?.retireTop || !safety?.retireTop });
 
-  await runStep(request, 'rebase', async () => (end?.child ? rebaseChild(request, end.child, volumes, safety) : { rebased: false }));
+  await runStep(request, 'rebase', async () => (end?.child ? rebaseChild(request, end.child, volumes, safety) : { rebased: false }), {
+    changesNothing: !end?.child,
+  });
 
   await runStep(request, 'shrink', async () => {
     const shrink = end?.shrink;
     if (!shrink) return { shrunk: false };
     if (!shrink.planned) return { shrunk: false, reason: shrink.reason };
     return shrinkBase(base, shrink.leafRoom, shrink.extentSize);
-  });
+  }, { changesNothing: end?.shrink?.planned !== true });
 
-  await runStep(request, 'remove-top', async () => (end?.removeTop ? removeTop(top) : { removed: false }));
+  await runStep(request, 'remove-top', async () => (end?.removeTop ? removeTop(top) : { removed: false }), { changesNothing: !end?.removeTop });
 }

@@ -7,14 +7,26 @@ import type { MergeStep } from './steps.js';
 /** The parts of a request that running a step needs. */
 export type StepRequest = Pick<MergeRequest, 'top' | 'base' | 'hooks' | 'signal' | 'onStep'>;
 
-/** Runs one step: announced, journaled as started, run, journaled as done with its facts; crash points on both sides. */
-export async function runStep(request: StepRequest, name: MergeStep, body: () => Promise<Record<string, unknown>>): Promise<void> {
-  if (request.hooks?.isDone?.(name)) return;
+/**
+ * Runs one step: announced, journaled as started, run, journaled as done with its facts; crash points on both sides.
+ * changesNothing: the caller knows that this run of the step only reads (or has nothing to do), so it needs no
+ * journal writes of its own: it is recorded as done along with the next step's.
+ */
+export async function runStep(
+  request: StepRequest,
+  name: MergeStep,
+  body: () => Promise<Record<string, unknown>>,
+  options: { changesNothing?: boolean } = {},
+): Promise<void> {
+  const hooks = request.hooks;
+  if (hooks?.isDone?.(name)) return;
   if (request.signal?.aborted) throw new VolmergeError('aborted', `merge of ${request.top} into ${request.base} aborted before ${name}`);
   request.onStep?.(name);
-  await request.hooks?.started?.(name);
+  const quietly = options.changesNothing === true && hooks?.doneQuietly !== undefined;
+  if (!quietly) await hooks?.started?.(name);
   crashPoint(name, 'before');
   const facts = await body();
-  await request.hooks?.done?.(name, facts);
+  if (quietly) await hooks.doneQuietly?.(name, facts);
+  else await hooks?.done?.(name, facts);
   crashPoint(name, 'after');
 }

@@ -25,6 +25,11 @@ export function isMergeStep(name: string): name is MergeStep {
 export interface StepHooks {
   started?(step: MergeStep): Promise<void> | void;
   done?(step: MergeStep, facts: Record<string, unknown>): Promise<void> | void;
+  /**
+   * A step that changed nothing (its plan asked for nothing, or it only read): recorded as done with the next durable
+   * write instead of two writes of its own; a crash before that write only makes a resumed job run it again.
+   */
+  doneQuietly?(step: MergeStep, facts: Record<string, unknown>): Promise<void> | void;
   /** Steps that an earlier run finished (a resumed job): skipped, not run again. */
   isDone?(step: MergeStep): boolean;
   /** Forgets a step that was undone (retire, when the rebase failed and top was unmarked): the next run does it again. */

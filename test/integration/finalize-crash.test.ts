@@ -31,8 +31,11 @@ describe('crash at the boundaries of the end-of-merge steps, then the same merge
       const crashed = await runCli(args, { ...chain.env, VOLMERGE_CRASH_AT: crashAt });
       expect(crashed.signal, `killed at ${crashAt}: ${crashed.stderr}`).to.equal('SIGKILL');
       const [entry] = await scanJournals(chain.stateDir);
-      const step = crashAt.split(':')[0] as 'retire';
-      expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal(crashAt.endsWith(':before') ? 'started' : 'done');
+      const step = crashAt.split(':')[0] as 'retire' | 'rebase' | 'shrink' | 'remove-top';
+      // A file base is never shrunk: that step changes nothing, so it is journaled only with the next step's write and
+      // a crash around it finds no record of it (the resumed job runs it again). The other steps are journaled as they go.
+      const recorded = step === 'shrink' ? undefined : crashAt.endsWith(':before') ? 'started' : 'done';
+      expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal(recorded);
       const topGone = crashAt === 'remove-top:after';
       expect(await exists(chain.top), 'top is removed only by remove-top').to.equal(!topGone);
 

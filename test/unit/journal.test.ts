@@ -79,6 +79,25 @@ describe('journal files', () => {
     expect(read.steps.prune?.status).to.equal('started');
   });
 
+  it('writes a step that changed nothing only with the next write, where it reads as done before the next step starts', async () => {
+    const writer = new JournalWriter(stateDir, sampleJournal());
+    await writer.update(() => undefined);
+    for (const step of ['backup', 'prune'] as const) {
+      await writer.started(step);
+      await writer.done(step, {});
+    }
+    writer.doneQuietly('extend', { extended: false });
+    expect(writer.isDone('extend')).to.equal(true);
+    const before = await readJournal(journalPath(stateDir, 'job-1'));
+    expect(before.steps.extend, 'nothing written for it yet').to.equal(undefined);
+    expect(firstUnfinishedStep(before), 'a crash now runs it again').to.equal('extend');
+    await writer.started('mark');
+    const after = await readJournal(journalPath(stateDir, 'job-1'));
+    expect(after.steps.extend).to.deep.include({ status: 'done', facts: { extended: false } });
+    expect(after.steps.mark?.status).to.equal('started');
+    expect(firstUnfinishedStep(after)).to.equal('mark');
+  });
+
   it('refuses to write a journal that does not match the schema', async () => {
     const bad = { ...sampleJournal(), state: 'confused' } as unknown as Journal;
     const error = await refusal(writeJournal(stateDir, bad));
