@@ -1,5 +1,6 @@
 // The bitmap backup: before anything changes, copies of the bitmaps a merge keeps go into two small qcow2 images in
-// the job's folder (one per volume, each of that volume's virtual size, no data); a crashed step's bitmaps are rebuilt from them.
+// the job's folder (one per volume that has bitmaps to keep, each of that volume's virtual size, no data); a crashed
+// step's bitmaps are rebuilt from them.
 import { join } from 'node:path';
 import { both } from '../both.js';
 import { failOnSilentBitmapLoss, removeBitmap } from '../qemu/mutations.js';
@@ -33,9 +34,14 @@ function backedUp(bitmap: BitmapInfo): BackedUpBitmap {
   return { name: bitmap.name, granularity: bitmap.granularity, enabled: bitmap.flags.includes('auto') };
 }
 
-/** Backs up one volume's chosen bitmaps into a fresh image in the job's folder. */
+/** Backs up one volume's chosen bitmaps into a fresh image in the job's folder; no image when there are none to keep. */
 async function backUpVolume(dir: string, file: string, source: string, info: ImageInfo, bitmaps: BitmapInfo[]): Promise<BackupImage> {
   const image = join(dir, file);
+  if (bitmaps.length === 0) {
+    // An image left by an earlier attempt would not match this journal: it goes.
+    await removeDurable(image);
+    return { image: file, bitmaps: [] };
+  }
   await createImage(image, info['virtual-size']);
   const kept = bitmaps.map(backedUp);
   for (const bitmap of kept) await copyBitmapInto(image, source, bitmap);

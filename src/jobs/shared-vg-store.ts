@@ -179,7 +179,14 @@ export class SharedVgJobStore implements JobStore {
   /** Copies the backup images into the job LV (grown first when they do not fit). */
   async saveBackup(key: string): Promise<void> {
     const files: { name: string; data: Buffer }[] = [];
-    for (const name of BACKUP_NAMES) files.push({ name, data: await readFile(join(this.backupDir(key), name)) });
+    for (const name of BACKUP_NAMES) {
+      // A volume with no bitmap to keep has no backup image.
+      const data = await readFile(join(this.backupDir(key), name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (data) files.push({ name, data });
+    }
     const needed = bytesForBackup(files.map((f) => f.data.length));
     if ((await readLv(this.vg, key)).sizeBytes < needed) await extendLv(this.vg, key, needed);
     await this.withDevice(key, 'r+', (handle) => writeBackupArea(handle, files));
