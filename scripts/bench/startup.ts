@@ -1,5 +1,4 @@
 // Start-up cost: `volmerge --help` and `volmerge merge --help` against a bare `node -e 0`, alternated.
-import { join } from 'node:path';
 import { must } from './proc.js';
 import { median, percentile, round, summarize, type Summary } from './stats.js';
 import type { Build } from './volmerge.js';
@@ -29,8 +28,6 @@ function commands(build: Build): { name: string; argv: string[] }[] {
     { name: 'node --import spawn-trace -e 0', argv: ['node', '--import', build.tracer, '-e', '0'] },
     { name: 'volmerge --help', argv: ['node', build.cli, '--help'] },
     { name: 'volmerge merge --help', argv: ['node', build.cli, 'merge', '--help'] },
-    // The same code, not bundled (tsc's output, one file per module): what the bundle saves on every run.
-    { name: 'node dist/src/cli/main.js merge --help', argv: ['node', join(build.root, 'dist/src/cli/main.js'), 'merge', '--help'] },
   ];
 }
 
