@@ -18,6 +18,20 @@ const methods: MethodTable = {
       return true;
     },
   },
+  'Job.delete': {
+    paramsSchema: 'rpc-params-job-delete.schema.json',
+    handler: async (params) => {
+      calls.push(params);
+      return true;
+    },
+  },
+  'Host.getJobs': {
+    paramsSchema: 'rpc-params-host-get-jobs.schema.json',
+    handler: async (params) => {
+      calls.push(params);
+      return {};
+    },
+  },
 };
 
 async function answer(body: string): Promise<unknown> {
@@ -71,6 +85,22 @@ describe('agent JSON-RPC handling', () => {
       expect(reply, JSON.stringify(params)).to.have.nested.property('error.code', -32602);
     }
     expect(calls).to.deep.equal([]);
+  });
+
+  it('takes the cli-PID-MS id of a recovered command-line merge in Job.abort, Job.delete and Host.getJobs, and no other non-UUID', async () => {
+    const cliJob = 'cli-16740-1795325462845';
+    for (const method of ['Job.abort', 'Job.delete']) {
+      const reply = await answer(JSON.stringify({ jsonrpc: '2.0', method, params: { job_id: cliJob }, id: 1 }));
+      expect(reply, method).to.not.have.property('error');
+    }
+    const listed = await answer(JSON.stringify({ jsonrpc: '2.0', method: 'Host.getJobs', params: { job_ids: [cliJob, JOB] }, id: 2 }));
+    expect(listed).to.not.have.property('error');
+    expect(calls.length, 'every handler ran').to.equal(3);
+    for (const id of ['cli-x', 'cli-1-2-3', 'cli--1', 'agent-1-2', `cli-1-${'9'.repeat(17)}`]) {
+      const reply = await answer(JSON.stringify({ jsonrpc: '2.0', method: 'Job.abort', params: { job_id: id }, id: 3 }));
+      expect(reply, id).to.have.nested.property('error.code', -32602);
+    }
+    expect(calls.length, 'no handler ran for a refused id').to.equal(3);
   });
 
   it('maps volmerge errors to application codes with their name, usage to -32602, anything else to -32603', async () => {
