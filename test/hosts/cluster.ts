@@ -2,10 +2,11 @@
 // coordination folder), runs commands on each through its mailbox, kills a VM outright, and never leaves qemu behind.
 import { execa, type ResultPromise } from 'execa';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exists, sleep } from '../helpers/wait.js';
 
 /** The repository root (dist/test/hosts -> ../../..). */
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -31,10 +32,6 @@ export interface RunningCommand {
   done: Promise<HostResult>;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
@@ -45,13 +42,6 @@ async function waitUntil(predicate: () => Promise<boolean>, timeoutMs: number): 
 
 async function readOr(path: string, fallback: string): Promise<string> {
   return readFile(path, 'utf8').catch(() => fallback);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 let serial = 0;

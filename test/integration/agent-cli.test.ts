@@ -1,20 +1,14 @@
 // The agent's command line: `volmerge call` and `volmerge jobs` against a real agent, its socket, expiry, and a clean stop on SIGTERM.
 import { expect } from 'chai';
-import { access, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkAgainst } from '../../src/schema.js';
 import { volmerge } from '../helpers/cli.js';
 import { sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, mergeParams, sleep } from './agent-harness.js';
+import { exists, sleep } from '../helpers/wait.js';
+import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
 
 const MiB = 1024 * 1024;
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 describe('agent: command line and lifecycle', function () {
   this.timeout(120_000);
@@ -25,9 +19,7 @@ describe('agent: command line and lifecycle', function () {
     workspace = await AgentWorkspace.create();
   });
   afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agents started in it
   });
 
   it('serves on a 0600 socket; volmerge call and volmerge jobs talk to it, on the socket and on TCP with the token', async () => {

@@ -40,8 +40,7 @@ describe('agent: jobs at once', function () {
     agent = await AgentProcess.start(workspace, ['--max-jobs', '2'], { VOLMERGE_TEST_COMMIT_RATE: String(8 * MiB) });
   });
   after(async () => {
-    await agent.stop();
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agent
   });
 
   it('runs two merges of different chains at once while a third waits as pending, then runs it', async () => {

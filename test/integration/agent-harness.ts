@@ -8,6 +8,7 @@ import { RpcClient } from '../../src/agent/client.js';
 import { CLI } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { makeChain, rawCopy, type ChainSpec } from '../helpers/images.js';
+import { sleep } from '../helpers/wait.js';
 
 /** A job as Host.getJobs returns it. */
 export interface JobView {
@@ -28,9 +29,15 @@ export interface DomainChain {
   raw: string;
 }
 
-/** A scratch folder with a file-domain root, a state dir and a socket path. */
+/** A scratch folder with a file-domain root, a state dir and a socket path; it stops the agents started in it when disposed. */
 export class AgentWorkspace {
+  private readonly agents: AgentProcess[] = [];
   private constructor(readonly dir: string) {}
+
+  /** Remembers an agent started in this workspace, for dispose() to stop. */
+  track(agent: AgentProcess): void {
+    this.agents.push(agent);
+  }
 
   /** Makes the folder. */
   static async create(): Promise<AgentWorkspace> {
@@ -66,8 +73,9 @@ export class AgentWorkspace {
     return { subchain, top, base, raw };
   }
 
-  /** Removes the folder. */
+  /** Stops every agent started in it (those already gone are fine), then removes the folder. */
   async dispose(): Promise<void> {
+    for (const agent of this.agents.splice(0)) await agent.stop();
     await rm(this.dir, { recursive: true, force: true });
   }
 }
@@ -99,6 +107,7 @@ export class AgentProcess {
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, detached: true },
     );
     const agent = new AgentProcess(child, workspace.socket);
+    workspace.track(agent);
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`the agent exited ${child.exitCode}: ${agent.stderr}`);
@@ -179,9 +188,4 @@ export class AgentProcess {
 /** A merge request's params for a chain. */
 export function mergeParams(chain: DomainChain, jobId = randomUUID(), extra: Record<string, unknown> = {}): { job_id: string; subchain_info: Record<string, unknown> } {
   return { job_id: jobId, subchain_info: { ...chain.subchain, ...extra } };
-}
-
-/** Waits this many milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

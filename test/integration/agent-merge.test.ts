@@ -28,9 +28,7 @@ describe('agent: merges on a file domain', function () {
     workspace = await AgentWorkspace.create();
   });
   afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agents started in it
   });
 
   it('runs SDM.merge as a job that ends done with top data and bitmaps in base, and bumps the generation', async () => {

@@ -6,7 +6,8 @@ import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { bitmapsIn, sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, mergeParams, sleep } from './agent-harness.js';
+import { sleep } from '../helpers/wait.js';
+import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -31,9 +32,7 @@ describe('agent killed mid-merge, then started again', function () {
     workspace = await AgentWorkspace.create();
   });
   afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agents started in it
   });
 
   it('finishes the killed jobs, ends the one whose top was removed as volume-deleted, flags a corrupt journal, and keeps serving', async () => {

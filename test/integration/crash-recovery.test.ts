@@ -2,7 +2,7 @@
 // ends its job as volume-deleted with nothing recreated; a failed lvs never means gone (the job waits and is retried);
 // an unreadable journal makes only that job need attention.
 import { expect } from 'chai';
-import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolmergeError } from '../../src/errors.js';
 import { configureLog } from '../../src/log.js';
@@ -11,6 +11,7 @@ import { readJournal, scanJournals, writeJournal, type Journal } from '../../src
 import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
 import { checksum } from '../helpers/cli.js';
 import { makeChain } from '../helpers/images.js';
+import { exists, until } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
 import { expectMerged, prepareChain, runCli, type PreparedChain } from './crash-harness.js';
 
@@ -22,21 +23,6 @@ async function crashInsideCommit(chain: PreparedChain): Promise<Journal> {
   const [entry] = await scanJournals(chain.stateDir);
   if (!entry || !('journal' in entry)) throw new Error('the crashed merge left no readable journal');
   return entry.journal;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function until(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('start-up recovery of crashed jobs (recoverJobs)', function () {

@@ -10,7 +10,8 @@ import { rawCopy, sameData } from '../helpers/images.js';
 import { Workspace } from '../helpers/workspace.js';
 import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
 import { runCli } from './crash-harness.js';
-import { backingOf, exists, expectInternalMerged, prepareInternalChain } from './finalize-harness.js';
+import { backingOf, expectInternalMerged, prepareInternalChain } from './finalize-harness.js';
+import { exists } from '../helpers/wait.js';
 
 const FINALIZE_STEPS = ['retire', 'rebase', 'shrink', 'remove-top'];
 
@@ -61,9 +62,7 @@ describe('agent killed right after removing top, then started again', function (
     workspace = await AgentWorkspace.create();
   });
   afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agents started in it
   });
 
   it('resumes the job under its id with top already gone (not volume-deleted), and bumps the generation once', async () => {

@@ -1,7 +1,7 @@
 // Test harness for the end of a merge: a chain base <- top <- child with data and bitmaps in all three, raw copies of what
 // child and top showed before, and the checks an internal merge must pass afterwards.
 import { expect } from 'chai';
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { sh } from '../helpers/commands.js';
@@ -40,14 +40,6 @@ export async function infoOf(image: string): Promise<Info> {
 export async function backingOf(image: string): Promise<string | undefined> {
   const full = (await infoOf(image))['full-backing-filename'];
   return full ? realpath(full).catch(() => full) : undefined;
-}
-
-/** Whether a path exists. */
-export async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**

@@ -13,7 +13,8 @@ import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
 import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
 import { runCli } from './crash-harness.js';
-import { backingOf, exists, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from './finalize-harness.js';
+import { backingOf, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from './finalize-harness.js';
+import { exists } from '../helpers/wait.js';
 
 interface Result {
   status: string;
@@ -224,9 +225,7 @@ describe('agent: internal merge on a file domain', function () {
     workspace = await AgentWorkspace.create();
   });
   afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await workspace.dispose();
+    await workspace.dispose(); // also stops the agents started in it
   });
 
   it('finds top\'s child in the image folder, rebases it onto base and removes top when remove_top is set', async () => {

@@ -11,6 +11,7 @@ import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/job
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
+import { until } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
 import { runCli } from '../integration/crash-harness.js';
 
@@ -26,14 +27,6 @@ interface LvChain {
 async function lvTags(vg: string, lv: string): Promise<string[]> {
   const out = await execa('lvs', ['--noheadings', '-o', 'lv_tags', `${vg}/${lv}`], { reject: false });
   return String(out.stdout).trim().split(',').filter((t) => t.length > 0);
-}
-
-async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('crash safety on LVM', function () {
@@ -116,10 +109,10 @@ describe('crash safety on LVM', function () {
     try {
       const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job), onUpdate: (job) => updates.push(job), retryDelayMs: 200, signal: stop.signal });
       expect(found.map((j) => j.state)).to.deep.equal(['waiting']);
-      await until(() => updates.length >= 3, 'more probes while lvs fails');
+      await until(() => updates.length >= 3, 'more probes while lvs fails', 20_000);
       expect(resumable).to.deep.equal([]);
       delete process.env.VOLMERGE_LVM_BIN_DIR;
-      await until(() => resumable.length === 1, 'the resume once lvs works');
+      await until(() => resumable.length === 1, 'the resume once lvs works', 20_000);
     } finally {
       stop.abort();
     }
