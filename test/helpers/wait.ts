@@ -22,3 +22,21 @@ export async function exists(path: string): Promise<boolean> {
     () => false,
   );
 }
+
+/**
+ * Waits until no process of a process group is left (kill(-pgid, 0) fails): a SIGKILLed qemu-img may still be dying,
+ * and holding its image locks, for a few milliseconds after its parent has been reaped.
+ */
+export async function processGroupGone(pgid: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') return;
+      throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`process group ${pgid} still has processes ${timeoutMs} ms after its leader ended`);
+    await sleep(10);
+  }
+}

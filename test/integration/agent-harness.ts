@@ -8,7 +8,7 @@ import { RpcClient } from '../../src/agent/client.js';
 import { CLI } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { makeChain, rawCopy, type ChainSpec } from '../helpers/images.js';
-import { sleep } from '../helpers/wait.js';
+import { processGroupGone, sleep } from '../helpers/wait.js';
 
 /** A job as Host.getJobs returns it. */
 export interface JobView {
@@ -172,11 +172,16 @@ export class AgentProcess {
     return this.exited;
   }
 
-  /** SIGKILLs the agent's whole process group (the agent and the qemu-img it runs) and waits until the agent is gone. */
+  /**
+   * SIGKILLs the agent's whole process group (the agent and the qemu-img it runs) and waits until every process of the
+   * group is gone: a qemu-img child that is still dying holds its image locks for a few milliseconds after the agent.
+   */
   async killHard(): Promise<void> {
     this.client.close();
-    if (this.child.exitCode === null && this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL');
+    const group = this.child.pid;
+    if (this.child.exitCode === null && group !== undefined) process.kill(-group, 'SIGKILL');
     await this.exited;
+    if (group !== undefined) await processGroupGone(group);
   }
 
   /** Resolves with the exit code once the process has ended. */

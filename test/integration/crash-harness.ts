@@ -7,6 +7,7 @@ import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { CLI } from '../helpers/cli.js';
 import type { Workspace } from '../helpers/workspace.js';
+import { processGroupGone } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -33,19 +34,6 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Waits until no process of a group is left (a killed qemu-img may still be finishing a write when its parent is reaped). */
-async function groupGone(pgid: number): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
-    try {
-      process.kill(-pgid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`process group ${pgid} is still alive 5 s after its leader ended`);
-}
-
 /**
  * Runs the built CLI detached (its own session and process group, as setsid does): a crash point SIGKILLs that group,
  * qemu-img included, and never the test runner's.
@@ -53,7 +41,7 @@ async function groupGone(pgid: number): Promise<void> {
 export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
   const child = execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', detached: true, env });
   const result = await child;
-  if (child.pid !== undefined) await groupGone(child.pid);
+  if (child.pid !== undefined) await processGroupGone(child.pid);
   return { exitCode: result.exitCode, signal: result.signal ?? undefined, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
