@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Where to crash, as VOLMERGE_CRASH_AT says: "STEP:before" (after the journal says started, before acting),
- * "STEP:after" (after the journal says done), or "commit:during[:PERCENT]" (once commit progress passes PERCENT, 30 by default).
+ * "STEP:after" (after the journal says done), or "STEP:during[:PERCENT]" for commit and prune (once the commit's
+ * progress, or the share of stale bitmaps removed, passes PERCENT, 30 by default).
  */
 export interface CrashTarget {
   step: string;

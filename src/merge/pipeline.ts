@@ -108,7 +108,7 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
   await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
 
   await runStep(request, 'prune', async () => {
-    await removeBitmaps(base.realPath, base.driver, plan.bitmaps.prune);
+    await removeBitmaps(base.realPath, base.driver, plan.bitmaps.prune, (removed, total) => crashDuring('prune', (100 * removed) / total));
     if (plan.bitmaps.prune.length === 0) return { removed: [] };
     const after = await readInfo(base.realPath);
     assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');

@@ -34,8 +34,11 @@ export interface QmpSession {
 /** Seconds after which the daemon is stopped (SIGTERM, it then closes the image cleanly) whatever happens to this process. */
 const LIFETIME_SECONDS = 120;
 
-/** Sends the commands one at a time (capabilities first, quit last) and resolves with the replies once the daemon hangs up. */
-function converse(socket: Socket, commands: readonly QmpCommand[]): Promise<QmpReply[]> {
+/**
+ * Sends the commands one at a time (capabilities first, quit last) and resolves with the replies once the daemon hangs
+ * up; onReply(n) is called once the daemon has answered n of the commands.
+ */
+function converse(socket: Socket, commands: readonly QmpCommand[], onReply?: (answered: number) => void): Promise<QmpReply[]> {
   const queue: QmpCommand[] = [{ execute: 'qmp_capabilities' }, ...commands, { execute: 'quit' }];
   const replies: QmpReply[] = [];
   let sent = 0;
@@ -62,6 +65,8 @@ function converse(socket: Socket, commands: readonly QmpCommand[]): Promise<QmpR
         if ('QMP' in message) sendNext();
         else if ('return' in message || 'error' in message) {
           replies.push(message as QmpReply);
+          const answered = replies.length - 1;
+          if (answered >= 1 && answered <= commands.length) onReply?.(answered);
           if (sent < queue.length) sendNext();
         }
       }
@@ -98,9 +103,16 @@ async function listen(): Promise<{ server: Server; path: string; dir: string } |
  * Opens image (qcow2 over the file or host_device driver) read-write in one qemu-storage-daemon, runs the commands in
  * order over QMP, quits (the daemon then closes the image, writing its bitmaps back), and returns replies and exit.
  * Undefined when qemu-storage-daemon cannot be run here (not installed, or no unix socket possible): callers fall back
- * to qemu-img. The daemon runs under `timeout`, so it cannot outlive a killed volmerge by more than LIFETIME_SECONDS.
+ * to qemu-img. The daemon runs under `timeout --foreground`: it stays in volmerge's process group, so whatever kills
+ * that group (a crash, systemd stopping the agent) kills the daemon too and frees the image at once; and it cannot
+ * outlive a volmerge killed on its own by more than LIFETIME_SECONDS. onReply(n): the daemon has answered n commands.
  */
-export async function runQmpOnImage(image: string, driver: ProtocolDriver, commands: readonly QmpCommand[]): Promise<QmpSession | undefined> {
+export async function runQmpOnImage(
+  image: string,
+  driver: ProtocolDriver,
+  commands: readonly QmpCommand[],
+  onReply?: (answered: number) => void,
+): Promise<QmpSession | undefined> {
   const listening = await listen();
   if (!listening) return undefined;
   const { server, path, dir } = listening;
@@ -108,7 +120,8 @@ export async function runQmpOnImage(image: string, driver: ProtocolDriver, comma
   try {
     const connected = new Promise<Socket>((resolve) => server.once('connection', resolve));
     const blockdev = { driver: 'qcow2', 'node-name': QMP_IMAGE_NODE, file: { driver, filename: image } };
-    const argv = ['timeout', '--kill-after=10', String(LIFETIME_SECONDS), storageDaemonBinary()];
+    // Without --foreground, timeout would move itself and the daemon into a process group of their own.
+    const argv = ['timeout', '--foreground', '--kill-after=10', String(LIFETIME_SECONDS), storageDaemonBinary()];
     argv.push('--blockdev', JSON.stringify(blockdev), '--chardev', `socket,id=qmp,path=${path}`, '--monitor', 'chardev=qmp');
     const daemon = run(argv, { signal: stop.signal, timeoutMs: (LIFETIME_SECONDS + 20) * 1000 });
     const first = await Promise.race([connected.then((socket) => ({ socket })), daemon.then((result) => ({ result }))]);
@@ -118,7 +131,7 @@ export async function runQmpOnImage(image: string, driver: ProtocolDriver, comma
     }
     let replies: QmpReply[];
     try {
-      replies = await converse(first.socket, commands);
+      replies = await converse(first.socket, commands, onReply);
     } catch (error) {
       stop.abort();
       const result = await daemon;

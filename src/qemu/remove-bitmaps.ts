@@ -30,11 +30,17 @@ function failIfDaemonFailed(result: CommandResult, opened: boolean, image: strin
  * Removes the named bitmaps from a qcow2 image; one that is already gone counts as removed. Uses one
  * qemu-storage-daemon when there are several and it is installed, else `qemu-img bitmap --remove` for each. Either way
  * stderr is searched for lost bitmaps, whatever the exit code; callers re-read the image as after removeBitmap.
+ * onRemoved(n, total) is called once n of the bitmaps are removed (crash tests kill the process there).
  */
-export async function removeBitmaps(image: string, driver: ProtocolDriver, names: readonly string[]): Promise<void> {
+export async function removeBitmaps(
+  image: string,
+  driver: ProtocolDriver,
+  names: readonly string[],
+  onRemoved?: (removed: number, total: number) => void,
+): Promise<void> {
   if (names.length > 1) {
     const commands = names.map((name) => ({ execute: 'block-dirty-bitmap-remove', arguments: { node: QMP_IMAGE_NODE, name } }));
-    const session = await runQmpOnImage(image, driver, commands);
+    const session = await runQmpOnImage(image, driver, commands, (answered) => onRemoved?.(answered, names.length));
     if (session) {
       const { replies, result } = session;
       failOnSilentBitmapLoss(result, image, 'bitmap removal (qemu-storage-daemon)');
@@ -50,5 +56,8 @@ export async function removeBitmaps(image: string, driver: ProtocolDriver, names
       return;
     }
   }
-  for (const name of names) await removeBitmap(image, name);
+  for (const [i, name] of names.entries()) {
+    await removeBitmap(image, name);
+    onRemoved?.(i + 1, names.length);
+  }
 }

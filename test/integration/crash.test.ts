@@ -5,6 +5,7 @@ import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { scanJournals } from '../../src/jobs/journal.js';
 import { MERGE_STEPS } from '../../src/merge/steps.js';
 import { checkAgainst } from '../../src/schema.js';
+import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
@@ -51,6 +52,20 @@ describe('crash at every step boundary and inside the commit, then the same merg
       await crashThenResume(await prepareChain(ws, 'file'), crashAt);
     });
   }
+
+  it('leaves no qemu-storage-daemon holding base after a SIGKILL inside the prune session: base opens at once, the merge finishes', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const args = ['merge', '--top', chain.top, '--base', chain.base];
+    const crashed = await runCli(args, { ...chain.env, VOLMERGE_CRASH_AT: 'prune:during:50' });
+    expect(crashed.signal, crashed.stderr).to.equal('SIGKILL');
+    // Without -U, qemu-img info is refused ("Failed to get shared write lock") while any process holds base read-write.
+    await sh(['qemu-img', 'info', '--output', 'json', chain.base]);
+    const [entry] = await scanJournals(chain.stateDir);
+    expect(entry && 'journal' in entry ? entry.journal.steps.prune?.status : undefined).to.equal('started');
+    const resumed = await runCli(args, chain.env);
+    expect(resumed.exitCode, resumed.stderr).to.equal(0);
+    await expectMerged(chain);
+  });
 
   it('status shows an unfinished merge after a crash inside the commit, and idle once it is finished', async () => {
     const chain = await prepareChain(ws, 'file');
