@@ -22,7 +22,6 @@ function winstonNow(): Logger {
   const human = winston.format.printf(({ level: name, message }) => `volmerge ${name}: ${String(message)}`);
   const format = json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : human;
   winstonLogger = winston.createLogger({ level, transports: [new winston.transports.Console({ stderrLevels: [...LOG_LEVELS], format })] });
-  winstonLogger.silent = log.silent;
   return winstonLogger;
 }
 
