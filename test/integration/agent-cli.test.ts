@@ -6,7 +6,7 @@ import { checkAgainst } from '../../src/schema.js';
 import { volmerge } from '../helpers/cli.js';
 import { sameData } from '../helpers/images.js';
 import { exists, sleep } from '../helpers/wait.js';
-import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -15,12 +15,7 @@ describe('agent: command line and lifecycle', function () {
   let workspace: AgentWorkspace;
   let agent: AgentProcess | undefined;
 
-  beforeEach(async () => {
-    workspace = await AgentWorkspace.create();
-  });
-  afterEach(async () => {
-    await workspace.dispose(); // also stops the agents started in it
-  });
+  freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
   it('serves on a 0600 socket; volmerge call and volmerge jobs talk to it, on the socket and on TCP with the token', async () => {
     const tokenFile = join(workspace.dir, 'token');

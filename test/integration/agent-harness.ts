@@ -80,6 +80,22 @@ export class AgentWorkspace {
   }
 }
 
+/**
+ * Registers hooks on the calling mocha suite: before each test a fresh AgentWorkspace, handed to use(); after it, the
+ * workspace disposed of (which stops the agents started in it).
+ */
+export function freshAgentWorkspaceEachTest(use: (workspace: AgentWorkspace) => void): void {
+  let current: AgentWorkspace | undefined;
+  beforeEach(async () => {
+    current = await AgentWorkspace.create();
+    use(current);
+  });
+  afterEach(async () => {
+    await current?.dispose();
+    current = undefined;
+  });
+}
+
 /** A running agent process and a client on its socket. */
 export class AgentProcess {
   private stderrText = '';

@@ -4,7 +4,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checksums } from '../helpers/cli.js';
 import { bitmapsIn, sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, mergeParams, type JobView } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, type JobView, mergeParams } from './agent-harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -24,12 +24,7 @@ describe('agent: merges on a file domain', function () {
   let workspace: AgentWorkspace;
   let agent: AgentProcess | undefined;
 
-  beforeEach(async () => {
-    workspace = await AgentWorkspace.create();
-  });
-  afterEach(async () => {
-    await workspace.dispose(); // also stops the agents started in it
-  });
+  freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
   it('runs SDM.merge as a job that ends done with top data and bitmaps in base, and bumps the generation', async () => {
     agent = await AgentProcess.start(workspace);

@@ -6,7 +6,7 @@ import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { bitmapsIn, sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -14,12 +14,7 @@ describe('agent killed mid-merge, then started again', function () {
   this.timeout(120_000);
   let workspace: AgentWorkspace;
   let agent: AgentProcess | undefined;
-  beforeEach(async () => {
-    workspace = await AgentWorkspace.create();
-  });
-  afterEach(async () => {
-    await workspace.dispose(); // also stops the agents started in it
-  });
+  freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
   it('finishes the killed jobs, ends the one whose top was removed as volume-deleted, flags a corrupt journal, and keeps serving', async () => {
     const env = { VOLMERGE_LOCK_DIR: join(workspace.dir, 'locks') };

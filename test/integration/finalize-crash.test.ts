@@ -8,7 +8,7 @@ import { scanJournals } from '../../src/jobs/journal.js';
 import { sh } from '../helpers/commands.js';
 import { rawCopy, sameData } from '../helpers/images.js';
 import { Workspace } from '../helpers/workspace.js';
-import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
 import { runCli } from './crash-harness.js';
 import { backingOf, expectInternalMerged, prepareInternalChain } from './finalize-harness.js';
 import { exists } from '../helpers/wait.js';
@@ -58,12 +58,7 @@ describe('agent killed right after removing top, then started again', function (
   this.timeout(120_000);
   let workspace: AgentWorkspace;
   let agent: AgentProcess | undefined;
-  beforeEach(async () => {
-    workspace = await AgentWorkspace.create();
-  });
-  afterEach(async () => {
-    await workspace.dispose(); // also stops the agents started in it
-  });
+  freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
   it('resumes the job under its id with top already gone (not volume-deleted), and bumps the generation once', async () => {
     const env = { VOLMERGE_LOCK_DIR: join(workspace.dir, 'locks') };

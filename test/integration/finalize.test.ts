@@ -11,7 +11,7 @@ import { sh } from '../helpers/commands.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
-import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
 import { runCli } from './crash-harness.js';
 import { backingOf, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from './finalize-harness.js';
 import { exists } from '../helpers/wait.js';
@@ -221,12 +221,7 @@ describe('agent: internal merge on a file domain', function () {
   this.timeout(120_000);
   let workspace: AgentWorkspace;
   let agent: AgentProcess | undefined;
-  beforeEach(async () => {
-    workspace = await AgentWorkspace.create();
-  });
-  afterEach(async () => {
-    await workspace.dispose(); // also stops the agents started in it
-  });
+  freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
   it('finds top\'s child in the image folder, rebases it onto base and removes top when remove_top is set', async () => {
     agent = await AgentProcess.start(workspace);
