@@ -4,7 +4,7 @@ import { dir } from 'tmp-promise';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../src/volmerge.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/volmerge.cjs', import.meta.url));
 
 /** Runs a command (shown with its output on the terminal, or quietly to capture stdout); stops the demo if it fails. */
 function step(argv: string[], options: { show?: boolean } = {}): string {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(ROOT, 'dist/src/volmerge.js');
+const CLI = join(ROOT, 'dist/src/volmerge.cjs');
 const STALE_COUNTS = (process.env.REPRODUCE_STALE ?? '0 5 6 11 13 14 32').split(/\s+/).filter(Boolean).map(Number);
 
 interface Run {

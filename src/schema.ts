@@ -1,7 +1,9 @@
 // Validates JSON against the schemas in schemas/. The validators are compiled at build time (src/schema-compile.ts) and
 // used only while the schema files still read exactly as they did then; otherwise ajv compiles them here, on first use.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { requireWithCodeCache } from './bundle-loader.cjs';
 import { VolmergeError } from './errors.js';
 import { AJV_OPTIONS, readSchemaTexts, SCHEMA_DIR } from './schema-files.js';
 
@@ -32,7 +34,7 @@ function loadSource(): Source {
   const files = new Set(Object.keys(texts));
   let compiled: CompiledModule | undefined;
   try {
-    compiled = require('./schema-validators.cjs') as CompiledModule;
+    compiled = requireWithCodeCache(fileURLToPath(new URL('./schema-validators.cjs', import.meta.url))) as CompiledModule;
   } catch {
     compiled = undefined;
   }

@@ -25,7 +25,7 @@ const MODULES: { name: string; code: string }[] = [
 function commands(build: Build): { name: string; argv: string[] }[] {
   return [
     { name: 'node -e 0', argv: ['node', '-e', '0'] },
-    { name: 'node --import spawn-trace -e 0', argv: ['node', '--import', build.tracer, '-e', '0'] },
+    { name: 'node --require spawn-trace -e 0', argv: ['node', '--require', build.tracer, '-e', '0'] },
     { name: 'volmerge --help', argv: ['node', build.cli, '--help'] },
     { name: 'volmerge merge --help', argv: ['node', build.cli, 'merge', '--help'] },
   ];

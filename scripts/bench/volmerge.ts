@@ -3,7 +3,7 @@ import { cp, mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, type Timed } from './proc.js';
-import type { SpawnTrace, TracedChild } from './spawn-trace.js';
+import type { SpawnTrace, TracedChild } from './spawn-trace.cjs';
 
 /** The package root of this checkout (this file is dist/scripts/bench/volmerge.js). */
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -17,7 +17,7 @@ export interface Build {
 
 /** The build inside a package root. */
 function buildAt(root: string): Build {
-  return { root, cli: join(root, 'dist/src/volmerge.js'), tracer: join(root, 'dist/scripts/bench/spawn-trace.js') };
+  return { root, cli: join(root, 'dist/src/volmerge.cjs'), tracer: join(root, 'dist/scripts/bench/spawn-trace.cjs') };
 }
 
 /**
@@ -27,7 +27,7 @@ function buildAt(root: string): Build {
 export async function snapshotBuild(dir: string): Promise<Build> {
   await mkdir(join(dir, 'dist/scripts/bench'), { recursive: true });
   await cp(join(CHECKOUT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
-  await cp(join(CHECKOUT, 'dist/scripts/bench/spawn-trace.js'), join(dir, 'dist/scripts/bench/spawn-trace.js'));
+  await cp(join(CHECKOUT, 'dist/scripts/bench/spawn-trace.cjs'), join(dir, 'dist/scripts/bench/spawn-trace.cjs'));
   await cp(join(CHECKOUT, 'schemas'), join(dir, 'schemas'), { recursive: true });
   await cp(join(CHECKOUT, 'package.json'), join(dir, 'package.json'));
   await symlink(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
@@ -47,10 +47,10 @@ export interface TracedMerge {
   trace: SpawnTrace;
 }
 
-/** Runs `node dist/src/volmerge.js merge --top T --base B --json` under the tracer; throws unless it printed status done. */
+/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` under the tracer; throws unless it printed status done. */
 export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
   await rm(traceFile, { force: true });
-  const wall = await exec(['node', '--import', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {
+  const wall = await exec(['node', '--require', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {
     env: { VOLMERGE_BENCH_TRACE: traceFile, VOLMERGE_STATE_DIR: stateDir },
   });
   let status = '';

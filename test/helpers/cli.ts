@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** The CLI as installed: the bundle that package.json's bin names (dist/src/volmerge.js, made by npm run build). */
-export const CLI = fileURLToPath(new URL('../../src/volmerge.js', import.meta.url));
+/** The CLI as installed: the bundle that package.json's bin names (dist/src/volmerge.cjs, made by npm run build). */
+export const CLI = fileURLToPath(new URL('../../src/volmerge.cjs', import.meta.url));
 
 /** What a CLI run left. */
 export interface CliResult {

@@ -10,7 +10,7 @@ const VM_TIMEOUT_S = 1500;
 /** How long a dead host's sanlock lease may take to expire before the test gives up on the take-over. */
 const TAKEOVER_LIMIT_MS = 420_000;
 
-const CLI = ['node', 'dist/src/volmerge.js'];
+const CLI = ['node', 'dist/src/volmerge.cjs'];
 const TOOL = ['node', 'dist/test/hosts/guest-tool.js'];
 
 interface MergeJson {

@@ -1,8 +1,8 @@
-// Preload for `node --import`: records every child process the traced program starts (argv, start, end) and writes
+// Preload for `node --require`: records every child process the traced program starts (argv, start, end) and writes
 // them as JSON to $VOLMERGE_BENCH_TRACE when the program exits. It changes nothing else; the benchmark counts with it.
+// CommonJS, so that tracing does not start node's ES module loader, which the CLI itself does not need.
 import childProcess from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
 
 /** One child process as the trace records it; times are performance.now() of the traced process (ms since it started). */
 export interface TracedChild {
@@ -40,7 +40,6 @@ function wrap(name: 'spawn' | 'execFile' | 'exec' | 'fork' | 'spawnSync' | 'exec
 
 if (output) {
   for (const name of ['spawn', 'execFile', 'exec', 'fork', 'spawnSync', 'execFileSync', 'execSync'] as const) wrap(name);
-  syncBuiltinESMExports();
   process.once('exit', () => {
     const trace: SpawnTrace = { children, exitMs: performance.now() };
     writeFileSync(output, JSON.stringify(trace));
