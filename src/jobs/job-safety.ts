@@ -18,9 +18,10 @@ export function jobSafety(writer: JournalWriter): CrashSafety {
         { realPath: inspection.base.realPath, info: inspection.baseInfo },
         plan.bitmaps.merge,
       );
-      // Kept where the journal is (for a shared VG, on the shared storage) before the journal names it.
+      // Kept where the journal is (for a shared VG, on the shared storage) before the journal names it, with the next
+      // write: that comes before any bitmap changes.
       await store.saveBackup(writer.folder);
-      await writer.update((j) => {
+      writer.stage((j) => {
         j.backup = backup;
       });
       return { top: backup.top.bitmaps.map((b) => b.name), base: backup.base.bitmaps.map((b) => b.name) };

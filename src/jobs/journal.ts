@@ -257,10 +257,19 @@ export class JournalWriter {
     });
   }
 
+  /** Applies a change in memory only: the next update() writes it along with its own. */
+  stage(change: (journal: Journal) => void): void {
+    const next = structuredClone(this.current);
+    change(next);
+    this.current = next;
+  }
+
   /** Records a step as done in memory only: the next update() writes it (see StepHooks.doneQuietly). */
   doneQuietly(step: MergeStep, facts: Record<string, unknown>): void {
     const at = now();
-    this.current = { ...this.current, steps: { ...this.current.steps, [step]: { status: 'done', startedAt: at, endedAt: at, facts } } };
+    this.stage((j) => {
+      j.steps[step] = { status: 'done', startedAt: at, endedAt: at, facts };
+    });
   }
 
   /** Whether a step is recorded as done. */

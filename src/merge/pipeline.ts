@@ -105,7 +105,8 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
   // The commit step re-reads base anyway; the bitmaps step reuses that instead of asking qemu-img again.
   let baseAfterCommit: ImageInfo | undefined;
 
-  await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }));
+  // The backup is written again by a resumed run; the next step's journal write (before it changes any bitmap) names it.
+  await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }), { repeatable: true });
 
   await runStep(request, 'prune', async () => {
     await removeBitmaps(base.realPath, base.driver, plan.bitmaps.prune, (removed, total) => crashDuring('prune', (100 * removed) / total));
@@ -161,7 +162,8 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
     return { imageEndOffset: check['image-end-offset'] ?? null };
   }, { changesNothing: true });
 
-  await runStep(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }));
+  // Taking the mark off again is harmless: a crash inside this step leaves a job that a resumed run finishes.
+  await runStep(request, 'unmark', async () => (safety ? safety.unmarkBase(inspection) : { skipped: true }), { repeatable: true });
 
   await runFinalizeSteps(request, { top, base }, plan, safety);
 }

@@ -98,6 +98,25 @@ describe('journal files', () => {
     expect(firstUnfinishedStep(after)).to.equal('mark');
   });
 
+  it('writes a staged change (the backup step naming its images) only with the next write', async () => {
+    const writer = new JournalWriter(stateDir, sampleJournal());
+    await writer.update(() => undefined);
+    const backup = { top: { image: 'top-bitmaps.qcow2', bitmaps: [{ name: 'b1', granularity: 65536, enabled: true }] }, base: { image: 'base-bitmaps.qcow2', bitmaps: [] } };
+    writer.stage((j) => {
+      j.backup = backup;
+    });
+    writer.doneQuietly('backup', { top: ['b1'], base: [] });
+    expect(writer.journal.backup).to.deep.equal(backup);
+    const before = await readJournal(journalPath(stateDir, 'job-1'));
+    expect(before.backup, 'nothing written yet').to.equal(undefined);
+    expect(firstUnfinishedStep(before), 'a crash now takes the backup again').to.equal('backup');
+    await writer.started('prune');
+    const after = await readJournal(journalPath(stateDir, 'job-1'));
+    expect(after.backup, 'named before prune changes a bitmap').to.deep.equal(backup);
+    expect(after.steps.backup?.status).to.equal('done');
+    expect(after.steps.prune?.status).to.equal('started');
+  });
+
   it('refuses to write a journal that does not match the schema', async () => {
     const bad = { ...sampleJournal(), state: 'confused' } as unknown as Journal;
     const error = await refusal(writeJournal(stateDir, bad));
