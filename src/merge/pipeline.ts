@@ -5,6 +5,7 @@ import { both } from '../both.js';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { copyBitmap, commit } from '../qemu/mutations.js';
+import { startStorageDaemon, type StorageDaemon } from '../qemu/qmp.js';
 import { removeBitmaps } from '../qemu/remove-bitmaps.js';
 import { checkImage, measureSubchain, readChain, readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type ImageInfo } from '../qemu/types.js';
@@ -91,6 +92,13 @@ async function rereadChain(inspection: Inspection, after: string): Promise<{ top
   return { top, base };
 }
 
+/** A qemu-storage-daemon started now for the prune step, when that will remove several bitmaps; never rejects. */
+function prewarmPruneDaemon(request: MergeRequest, plan: MergePlan): Promise<StorageDaemon | undefined> | undefined {
+  if (plan.bitmaps.prune.length < 2 || request.hooks?.isDone?.('prune')) return undefined;
+  // A daemon that could not start now is started again (or replaced by qemu-img) by the prune step itself.
+  return startStorageDaemon().catch(() => undefined);
+}
+
 /** Merges top into base, or only plans it with dryRun; throws a VolmergeError when refused or failed. */
 export async function mergeChain(request: MergeRequest, safety?: CrashSafety): Promise<MergeOutcome> {
   const { inspection, plan } = await planFor(request);
@@ -105,18 +113,26 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
   // The commit step re-reads base anyway; the bitmaps step reuses that instead of asking qemu-img again.
   let baseAfterCommit: ImageInfo | undefined;
 
-  // The backup is written again by a resumed run; the next step's journal write (before it changes any bitmap) names it.
-  await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }), { repeatable: true });
+  // The prune's qemu-storage-daemon starts while the backup is taken; it opens base only once the prune step runs.
+  const pruneDaemon = prewarmPruneDaemon(request, plan);
+  try {
+    // The backup is written again by a resumed run; the next step's journal write (before it changes any bitmap) names it.
+    await runStep(request, 'backup', async () => (safety ? safety.backupBitmaps(inspection, plan) : { skipped: true }), { repeatable: true });
 
-  await runStep(request, 'prune', async () => {
-    await removeBitmaps(base.realPath, base.driver, plan.bitmaps.prune, (removed, total) => crashDuring('prune', (100 * removed) / total));
-    if (plan.bitmaps.prune.length === 0) return { removed: [] };
-    const after = await readInfo(base.realPath);
-    assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');
-    const left = bitmapsOf(after).filter((b) => plan.bitmaps.prune.includes(b.name)).map((b) => b.name);
-    if (left.length > 0) throw new VolmergeError('verify-failed', `base ${base.path}: bitmaps ${left.join(', ')} are still there after removal`);
-    return { removed: plan.bitmaps.prune };
-  }, { changesNothing: plan.bitmaps.prune.length === 0 });
+    await runStep(request, 'prune', async () => {
+      const names = plan.bitmaps.prune;
+      await removeBitmaps(base.realPath, base.driver, names, (removed, total) => crashDuring('prune', (100 * removed) / total), pruneDaemon);
+      if (names.length === 0) return { removed: [] };
+      const after = await readInfo(base.realPath);
+      assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');
+      const left = bitmapsOf(after).filter((b) => names.includes(b.name)).map((b) => b.name);
+      if (left.length > 0) throw new VolmergeError('verify-failed', `base ${base.path}: bitmaps ${left.join(', ')} are still there after removal`);
+      return { removed: names };
+    }, { changesNothing: plan.bitmaps.prune.length === 0 });
+  } finally {
+    // Not used when the backup failed (or a resumed job had pruned already): it has nothing open and just quits.
+    await (await pruneDaemon)?.stop();
+  }
 
   await runStep(request, 'extend', async () => {
     if (plan.extendTo === null || !base.lv) return { extended: false };

@@ -1,7 +1,8 @@
 // One qemu-storage-daemon that opens one qcow2 image read-write and runs QMP commands on it in order, then quits:
 // many bitmap changes for the price of one process, one image open and one close (qemu-img bitmap does one per run).
+// The daemon can be started ahead of the step that needs it: it opens the image (blockdev-add) only when run.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type CommandResult } from '../exec/run.js';
@@ -26,123 +27,197 @@ export type QmpReply = { return: unknown } | { error: { class: string; desc: str
 
 /** How a session ended: the replies to the commands (in order) and the daemon's exit, stderr included. */
 export interface QmpSession {
-  /** One per command when the daemon opened the image and answered all; empty when it exited before connecting. */
+  /** One per command when the daemon opened the image and answered all; empty when it could not open it or died. */
   replies: QmpReply[];
   result: CommandResult;
+}
+
+/** A started qemu-storage-daemon with no image open yet. */
+export interface StorageDaemon {
+  /** Opens image (qcow2 over driver) read-write, runs the commands in order, quits; onReply(n): n commands answered. */
+  run(image: string, driver: ProtocolDriver, commands: readonly QmpCommand[], onReply?: (answered: number) => void): Promise<QmpSession>;
+  /** Quits the daemon if run() was not called (nothing is open in it); harmless afterwards. */
+  stop(): Promise<void>;
 }
 
 /** Seconds after which the daemon is stopped (SIGTERM, it then closes the image cleanly) whatever happens to this process. */
 const LIFETIME_SECONDS = 120;
 
-/**
- * Sends the commands one at a time (capabilities first, quit last) and resolves with the replies once the daemon hangs
- * up; onReply(n) is called once the daemon has answered n of the commands.
- */
-function converse(socket: Socket, commands: readonly QmpCommand[], onReply?: (answered: number) => void): Promise<QmpReply[]> {
-  const queue: QmpCommand[] = [{ execute: 'qmp_capabilities' }, ...commands, { execute: 'quit' }];
-  const replies: QmpReply[] = [];
-  let sent = 0;
-  let buffer = '';
-  const sendNext = (): void => {
-    socket.write(`${JSON.stringify({ ...queue[sent], id: sent })}\n`);
-    sent += 1;
-  };
-  return new Promise((resolve, reject) => {
+/** QMP over one socket: the greeting, then one reply per command, in order; events are skipped. */
+class QmpChannel {
+  private buffer = '';
+  private readonly messages: Record<string, unknown>[] = [];
+  private readonly waiting: { resolve(message: Record<string, unknown>): void; reject(error: Error): void }[] = [];
+  private ended: Error | undefined;
+
+  constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (!line) continue;
-        let message: Record<string, unknown>;
-        try {
-          message = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          socket.destroy(new Error(`qemu-storage-daemon sent a QMP line that is not JSON: ${line.slice(0, 200)}`));
-          return;
-        }
-        if ('QMP' in message) sendNext();
-        else if ('return' in message || 'error' in message) {
-          replies.push(message as QmpReply);
-          const answered = replies.length - 1;
-          if (answered >= 1 && answered <= commands.length) onReply?.(answered);
-          if (sent < queue.length) sendNext();
-        }
-      }
-    });
-    // After quit the daemon may reset the connection: only the count of replies decides.
+    socket.on('data', (chunk: string) => this.receive(chunk));
     let failure: Error | undefined;
     socket.on('error', (error) => (failure = error));
-    socket.once('close', () => {
-      if (replies.length === queue.length) resolve(replies.slice(1, -1));
-      else reject(new Error(`qemu-storage-daemon hung up after ${replies.length} of ${queue.length} QMP replies${failure ? ` (${failure.message})` : ''}`));
-    });
-  });
+    socket.once('close', () => this.end(new Error(`qemu-storage-daemon hung up${failure ? ` (${failure.message})` : ''}`)));
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    for (let end = this.buffer.indexOf('\n'); end >= 0; end = this.buffer.indexOf('\n')) {
+      const line = this.buffer.slice(0, end).trim();
+      this.buffer = this.buffer.slice(end + 1);
+      if (!line) continue;
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        this.socket.destroy();
+        this.end(new Error(`qemu-storage-daemon sent a QMP line that is not JSON: ${line.slice(0, 200)}`));
+        return;
+      }
+      if ('event' in message) continue;
+      const waiter = this.waiting.shift();
+      if (waiter) waiter.resolve(message);
+      else this.messages.push(message);
+    }
+  }
+
+  private end(error: Error): void {
+    this.ended ??= error;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(this.ended);
+  }
+
+  /** The next message that is not an event. */
+  next(): Promise<Record<string, unknown>> {
+    const message = this.messages.shift();
+    if (message) return Promise.resolve(message);
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Sends one command and waits for its reply. */
+  async execute(command: QmpCommand): Promise<QmpReply> {
+    if (this.ended) throw this.ended;
+    this.socket.write(`${JSON.stringify(command)}\n`);
+    const reply = await this.next();
+    if (!('return' in reply) && !('error' in reply)) throw new Error(`qemu-storage-daemon sent an unexpected QMP message: ${JSON.stringify(reply).slice(0, 200)}`);
+    return reply as QmpReply;
+  }
 }
 
-/** Listens on a fresh unix socket in a private folder; undefined when that is not possible here. */
-async function listen(): Promise<{ server: Server; path: string; dir: string } | undefined> {
+/** Accepts one connection on a fresh unix socket in a private folder; undefined when that is not possible here. */
+async function listenOnce(): Promise<{ path: string; connection: Promise<Socket>; close(): Promise<void> } | undefined> {
   const dir = await mkdtemp(join(tmpdir(), 'volmerge-qmp-'));
   const path = join(dir, 'qmp.sock');
   const server = createServer();
+  const close = async (): Promise<void> => {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  };
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, resolve);
     });
-    return { server, path, dir };
   } catch {
-    server.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
     return undefined;
   }
+  return { path, connection: new Promise<Socket>((resolve) => server.once('connection', resolve)), close };
+}
+
+/** A daemon that exited before it took QMP commands: run() reports that exit, as a daemon that could not start. */
+function exitedDaemon(result: CommandResult): StorageDaemon {
+  return { run: () => Promise.resolve({ replies: [], result }), stop: () => Promise.resolve() };
 }
 
 /**
- * Opens image (qcow2 over the file or host_device driver) read-write in one qemu-storage-daemon, runs the commands in
- * order over QMP, quits (the daemon then closes the image, writing its bitmaps back), and returns replies and exit.
- * Undefined when qemu-storage-daemon cannot be run here (not installed, or no unix socket possible): callers fall back
- * to qemu-img. The daemon runs under `timeout --foreground`: it stays in volmerge's process group, so whatever kills
- * that group (a crash, systemd stopping the agent) kills the daemon too and frees the image at once; and it cannot
- * outlive a volmerge killed on its own by more than LIFETIME_SECONDS. onReply(n): the daemon has answered n commands.
+ * Starts one qemu-storage-daemon and negotiates QMP; no image is open in it until run(). Undefined when
+ * qemu-storage-daemon cannot be run here (not installed, or no unix socket possible): callers fall back to qemu-img.
+ * The daemon runs under `timeout --foreground`: it stays in volmerge's process group, so whatever kills that group (a
+ * crash, systemd stopping the agent) kills the daemon too and frees the image at once; and it cannot outlive a
+ * volmerge killed on its own by more than LIFETIME_SECONDS.
+ */
+export async function startStorageDaemon(): Promise<StorageDaemon | undefined> {
+  const listening = await listenOnce();
+  if (!listening) return undefined;
+  const stop = new AbortController();
+  let daemon: Promise<CommandResult> | undefined;
+  try {
+    // Without --foreground, timeout would move itself and the daemon into a process group of their own.
+    const argv = ['timeout', '--foreground', '--kill-after=10', String(LIFETIME_SECONDS), storageDaemonBinary()];
+    argv.push('--chardev', `socket,id=qmp,path=${listening.path}`, '--monitor', 'chardev=qmp');
+    daemon = run(argv, { signal: stop.signal, timeoutMs: (LIFETIME_SECONDS + 20) * 1000 });
+    const first = await Promise.race([listening.connection.then((socket) => ({ socket })), daemon.then((result) => ({ result }))]);
+    if ('result' in first) {
+      // Exit 126/127 from timeout: the daemon is not installed (or cannot run); any other exit is the daemon's own refusal.
+      return first.result.exitCode === 126 || first.result.exitCode === 127 ? undefined : exitedDaemon(first.result);
+    }
+    const channel = new QmpChannel(first.socket);
+    await channel.next();
+    const negotiated = await channel.execute({ execute: 'qmp_capabilities' });
+    if ('error' in negotiated) throw new Error(`qemu-storage-daemon refused QMP: ${negotiated.error.desc}`);
+    return sessionOn(channel, daemon, stop);
+  } catch (error) {
+    if (error instanceof Error && /not installed/.test(error.message)) return undefined;
+    if (!daemon) throw error;
+    stop.abort();
+    const result = await daemon;
+    return exitedDaemon({ ...result, stderr: `${result.stderr}\n${(error as Error).message}`, exitCode: result.exitCode || 1 });
+  } finally {
+    // Once connected (or gone) the socket's path is no longer needed.
+    await listening.close();
+  }
+}
+
+/** The StorageDaemon over a negotiated channel. */
+function sessionOn(channel: QmpChannel, daemon: Promise<CommandResult>, stop: AbortController): StorageDaemon {
+  let used = false;
+  const quit = async (): Promise<CommandResult> => {
+    // After quit the daemon may hang up before it replies: its exit decides.
+    await channel.execute({ execute: 'quit' }).catch(() => undefined);
+    return daemon;
+  };
+  return {
+    async run(image, driver, commands, onReply) {
+      used = true;
+      try {
+        const blockdev = { driver: 'qcow2', 'node-name': QMP_IMAGE_NODE, file: { driver, filename: image } };
+        const added = await channel.execute({ execute: 'blockdev-add', arguments: blockdev });
+        if ('error' in added) {
+          // The image did not open (busy, missing, not qcow2): reported as a daemon that failed to open it.
+          const result = await quit();
+          return { replies: [], result: { ...result, stderr: `${added.error.desc}\n${result.stderr}`, exitCode: result.exitCode || 1 } };
+        }
+        const replies: QmpReply[] = [];
+        for (const command of commands) {
+          replies.push(await channel.execute(command));
+          onReply?.(replies.length);
+        }
+        return { replies, result: await quit() };
+      } catch (error) {
+        stop.abort();
+        const result = await daemon;
+        return { replies: [], result: { ...result, stderr: `${result.stderr}\n${(error as Error).message}`, exitCode: result.exitCode || 1 } };
+      }
+    },
+    async stop() {
+      if (used) return;
+      used = true;
+      await quit();
+    },
+  };
+}
+
+/**
+ * Opens image read-write in one qemu-storage-daemon (daemon, when one was started ahead, else a new one), runs the
+ * commands in order over QMP, quits (the daemon then closes the image, writing its bitmaps back), and returns replies
+ * and exit. Undefined when qemu-storage-daemon cannot be run here: callers fall back to qemu-img.
  */
 export async function runQmpOnImage(
   image: string,
   driver: ProtocolDriver,
   commands: readonly QmpCommand[],
   onReply?: (answered: number) => void,
+  daemon?: StorageDaemon,
 ): Promise<QmpSession | undefined> {
-  const listening = await listen();
-  if (!listening) return undefined;
-  const { server, path, dir } = listening;
-  const stop = new AbortController();
-  try {
-    const connected = new Promise<Socket>((resolve) => server.once('connection', resolve));
-    const blockdev = { driver: 'qcow2', 'node-name': QMP_IMAGE_NODE, file: { driver, filename: image } };
-    // Without --foreground, timeout would move itself and the daemon into a process group of their own.
-    const argv = ['timeout', '--foreground', '--kill-after=10', String(LIFETIME_SECONDS), storageDaemonBinary()];
-    argv.push('--blockdev', JSON.stringify(blockdev), '--chardev', `socket,id=qmp,path=${path}`, '--monitor', 'chardev=qmp');
-    const daemon = run(argv, { signal: stop.signal, timeoutMs: (LIFETIME_SECONDS + 20) * 1000 });
-    const first = await Promise.race([connected.then((socket) => ({ socket })), daemon.then((result) => ({ result }))]);
-    if ('result' in first) {
-      // Exit 126/127 from timeout: the daemon is not installed (or cannot run); any other exit is the daemon's own refusal.
-      return first.result.exitCode === 126 || first.result.exitCode === 127 ? undefined : { replies: [], result: first.result };
-    }
-    let replies: QmpReply[];
-    try {
-      replies = await converse(first.socket, commands, onReply);
-    } catch (error) {
-      stop.abort();
-      const result = await daemon;
-      return { replies: [], result: { ...result, stderr: `${result.stderr}\n${(error as Error).message}`, exitCode: result.exitCode || 1 } };
-    }
-    return { replies, result: await daemon };
-  } catch (error) {
-    if (error instanceof Error && /not installed/.test(error.message)) return undefined;
-    throw error;
-  } finally {
-    server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  const started = daemon ?? (await startStorageDaemon());
+  return started?.run(image, driver, commands, onReply);
 }

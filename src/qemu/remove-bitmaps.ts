@@ -4,7 +4,7 @@ import { VolmergeError } from '../errors.js';
 import type { CommandResult } from '../exec/run.js';
 import { classifyOpenFailure } from './qemu-img.js';
 import { failOnSilentBitmapLoss, removeBitmap } from './mutations.js';
-import { QMP_IMAGE_NODE, runQmpOnImage } from './qmp.js';
+import { QMP_IMAGE_NODE, runQmpOnImage, type StorageDaemon } from './qmp.js';
 import type { ProtocolDriver } from './queries.js';
 
 /** The daemon's first stderr line without its program name and the --blockdev option it quotes. */
@@ -30,17 +30,21 @@ function failIfDaemonFailed(result: CommandResult, opened: boolean, image: strin
  * Removes the named bitmaps from a qcow2 image; one that is already gone counts as removed. Uses one
  * qemu-storage-daemon when there are several and it is installed, else `qemu-img bitmap --remove` for each. Either way
  * stderr is searched for lost bitmaps, whatever the exit code; callers re-read the image as after removeBitmap.
- * onRemoved(n, total) is called once n of the bitmaps are removed (crash tests kill the process there).
+ * onRemoved(n, total) is called once n of the bitmaps are removed (crash tests kill the process there). daemon: one
+ * started ahead for this (see startStorageDaemon); it is used, or stopped when qemu-img does the work.
  */
 export async function removeBitmaps(
   image: string,
   driver: ProtocolDriver,
   names: readonly string[],
   onRemoved?: (removed: number, total: number) => void,
+  daemon?: Promise<StorageDaemon | undefined>,
 ): Promise<void> {
+  const ready = await daemon;
+  if (names.length <= 1) await ready?.stop();
   if (names.length > 1) {
     const commands = names.map((name) => ({ execute: 'block-dirty-bitmap-remove', arguments: { node: QMP_IMAGE_NODE, name } }));
-    const session = await runQmpOnImage(image, driver, commands, (answered) => onRemoved?.(answered, names.length));
+    const session = await runQmpOnImage(image, driver, commands, (answered) => onRemoved?.(answered, names.length), ready);
     if (session) {
       const { replies, result } = session;
       failOnSilentBitmapLoss(result, image, 'bitmap removal (qemu-storage-daemon)');

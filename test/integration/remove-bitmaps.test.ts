@@ -3,11 +3,14 @@ import { expect } from 'chai';
 import { chmod, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { VolmergeError } from '../../src/errors.js';
+import { startStorageDaemon } from '../../src/qemu/qmp.js';
 import { removeBitmaps } from '../../src/qemu/remove-bitmaps.js';
 import { addBitmap, bitmapsIn } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { sh } from '../helpers/commands.js';
 import { Workspace } from '../helpers/workspace.js';
+import { execa } from 'execa';
+import { sleep } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 const STALE = Array.from({ length: 32 }, (_, i) => `stale${i}`);
@@ -85,6 +88,44 @@ describe('removeBitmaps', function () {
     try {
       await new Promise((resolve) => setTimeout(resolve, 700));
       const error = await thrownBy(() => withDaemon(undefined, () => removeBitmaps(image, 'file', STALE.slice(0, 4))));
+      expect(error).to.be.instanceOf(VolmergeError);
+      expect(error).to.have.property('code', 'busy');
+      expect((error as Error).message).to.include(image);
+    } finally {
+      holder.kill();
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    expect((await bitmapsIn(image)).map((b) => b.name)).to.have.members([...STALE.slice(0, 4), 'keep']);
+  });
+
+  it('uses a daemon started ahead, which opens the image only when asked', async () => {
+    const image = await imageWithBitmaps(ws.path('base.qcow2'));
+    const daemon = startStorageDaemon();
+    // Started and waiting, it holds no lock on the image: qemu-img can still write it.
+    expect(await daemon).to.not.equal(undefined);
+    await sh(['qemu-img', 'bitmap', '--add', image, 'added-meanwhile']);
+    await withDaemon(undefined, () => removeBitmaps(image, 'file', [...STALE, 'added-meanwhile'], undefined, daemon));
+    await expectOnlyKeep(image);
+  });
+
+  it('stops a daemon started ahead that is not used, leaving no process behind', async () => {
+    const daemons = async (): Promise<number> => Number((await execa('pgrep', ['-c', '-x', 'qemu-storage-da'], { reject: false })).stdout.trim() || '0');
+    const before = await daemons();
+    const daemon = await startStorageDaemon();
+    expect(daemon).to.not.equal(undefined);
+    expect(await daemons()).to.equal(before + 1);
+    await daemon?.stop();
+    for (let waited = 0; (await daemons()) !== before && waited < 5000; waited += 50) await sleep(50);
+    expect(await daemons(), 'the daemon quit').to.equal(before);
+  });
+
+  it('refuses a busy image with a daemon started ahead too, naming it, and removes nothing', async () => {
+    const image = await imageWithBitmaps(ws.path('base.qcow2'), STALE.slice(0, 4));
+    const daemon = startStorageDaemon();
+    const holder = spawn('qemu-io', ['-f', 'qcow2', '-c', 'sleep 5000', image], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const error = await thrownBy(() => withDaemon(undefined, () => removeBitmaps(image, 'file', STALE.slice(0, 4), undefined, daemon)));
       expect(error).to.be.instanceOf(VolmergeError);
       expect(error).to.have.property('code', 'busy');
       expect((error as Error).message).to.include(image);
