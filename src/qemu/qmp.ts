@@ -123,6 +123,12 @@ async function listenOnce(): Promise<{ path: string; connection: Promise<Socket>
   return { path, connection: new Promise<Socket>((resolve) => server.once('connection', resolve)), close };
 }
 
+/** The daemon's exit as a failure: non-zero, with what went wrong on the QMP side in its stderr (first, when firstLine). */
+function failedExit(result: CommandResult, message: string, firstLine = false): CommandResult {
+  const stderr = firstLine ? `${message}\n${result.stderr}` : `${result.stderr}\n${message}`;
+  return { ...result, stderr, exitCode: result.exitCode || 1 };
+}
+
 /** A daemon that exited before it took QMP commands: run() reports that exit, as a daemon that could not start. */
 function exitedDaemon(result: CommandResult): StorageDaemon {
   return { run: () => Promise.resolve({ replies: [], result }), stop: () => Promise.resolve() };
@@ -159,8 +165,7 @@ export async function startStorageDaemon(): Promise<StorageDaemon | undefined> {
     if (error instanceof Error && /not installed/.test(error.message)) return undefined;
     if (!daemon) throw error;
     stop.abort();
-    const result = await daemon;
-    return exitedDaemon({ ...result, stderr: `${result.stderr}\n${(error as Error).message}`, exitCode: result.exitCode || 1 });
+    return exitedDaemon(failedExit(await daemon, (error as Error).message));
   } finally {
     // Once connected (or gone) the socket's path is no longer needed.
     await listening.close();
@@ -183,8 +188,7 @@ function sessionOn(channel: QmpChannel, daemon: Promise<CommandResult>, stop: Ab
         const added = await channel.execute({ execute: 'blockdev-add', arguments: blockdev });
         if ('error' in added) {
           // The image did not open (busy, missing, not qcow2): reported as a daemon that failed to open it.
-          const result = await quit();
-          return { replies: [], result: { ...result, stderr: `${added.error.desc}\n${result.stderr}`, exitCode: result.exitCode || 1 } };
+          return { replies: [], result: failedExit(await quit(), added.error.desc, true) };
         }
         const replies: QmpReply[] = [];
         for (const command of commands) {
@@ -194,8 +198,7 @@ function sessionOn(channel: QmpChannel, daemon: Promise<CommandResult>, stop: Ab
         return { replies, result: await quit() };
       } catch (error) {
         stop.abort();
-        const result = await daemon;
-        return { replies: [], result: { ...result, stderr: `${result.stderr}\n${(error as Error).message}`, exitCode: result.exitCode || 1 } };
+        return { replies: [], result: failedExit(await daemon, (error as Error).message) };
       }
     },
     async stop() {
