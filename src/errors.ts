@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'shrink-failed'
   | 'remove-failed'
   | 'volume-retired'
+  | 'unsupported-image'
+  | 'bitmaps-unsupported'
   | 'internal';
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */

@@ -1,43 +1,51 @@
-// Which volumes a qcow2 image backs (its children): read from each candidate's own header with qemu-img info,
-// never guessed from names. A candidate that cannot be read is an error, not "no child": failed is not absent.
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+// Which volumes a qcow2 image backs (its children): read from each candidate's own header, never guessed from names.
+// A candidate that cannot be read is an error, not "no child": failed is not absent.
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { VolmergeError } from '../errors.js';
+import { hasQcow2Magic, parseQcow2Header, type Qcow2Header } from '../qemu/qcow2-header.js';
 import { readInfo } from '../qemu/queries.js';
 import type { ImageInfo } from '../qemu/types.js';
 import { listLvs } from '../storage/lvm.js';
 import type { Volume } from '../storage/volume.js';
+import { assertPlainQcow2, isPlainPath, readHeaderBytes } from './chain-guard.js';
 
-const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
-
-/** Whether a file or device starts with the qcow2 magic ("QFI\xfb"); only qcow2 volumes can have a backing file here. */
-export async function isQcow2(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
+/** Reads a volume's qcow2 header without qemu; undefined when it is not qcow2 (only qcow2 volumes have a backing file here). */
+async function headerOf(path: string): Promise<Qcow2Header | undefined> {
+  let bytes: Buffer;
   try {
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await handle.read(head, 0, 4, 0);
-    return bytesRead === 4 && head.equals(QCOW2_MAGIC);
-  } finally {
-    await handle.close();
+    bytes = await readHeaderBytes(path);
+  } catch (error) {
+    throw new VolmergeError('qemu-failed', `cannot read ${path} to tell whether it is backed by top: ${(error as Error).message}`);
+  }
+  if (!hasQcow2Magic(bytes)) return undefined;
+  try {
+    return parseQcow2Header(bytes);
+  } catch (error) {
+    throw new VolmergeError('unsupported-image', `${path}: its qcow2 header cannot be read (${(error as Error).message}), so volmerge cannot tell whether it is backed by top`);
   }
 }
 
-/** The path an image's backing file name resolves to (qemu resolves a relative name against the image's folder), or undefined. */
-export async function resolvedBacking(info: ImageInfo, imagePath: string): Promise<string | undefined> {
-  const name = info['backing-filename'];
-  if (!name) return undefined;
-  const full = info['full-backing-filename'] ?? (isAbsolute(name) ? name : join(dirname(imagePath), name));
+/** The path a backing file name resolves to from an image at imagePath (qemu resolves a relative name against its folder), or undefined. */
+async function resolveBackingName(name: string | null, imagePath: string): Promise<string | undefined> {
+  if (name === null || !isPlainPath(name)) return undefined;
   try {
-    return await realpath(isAbsolute(full) ? full : join(dirname(imagePath), full));
+    return await realpath(isAbsolute(name) ? name : join(dirname(imagePath), name));
   } catch {
     return undefined;
   }
 }
 
-/** An image's header and where its backing file resolves to; forceShare reads it even while a VM holds it. */
+/**
+ * A child's header and where its backing file resolves to, read from its header before qemu-img opens it (a child
+ * with an external data file or encryption is refused); forceShare reads the rest even while a VM holds it.
+ */
 export async function readBacking(path: string, options: { forceShare?: boolean } = {}): Promise<{ info: ImageInfo; backing: string | undefined }> {
+  const header = await headerOf(path);
+  if (!header) throw new VolmergeError('not-qcow2', `child ${path} is not a qcow2 image, so it has no backing file`);
+  assertPlainQcow2(header, 'child', path);
   const info = await readInfo(path, options);
-  return { info, backing: await resolvedBacking(info, path) };
+  return { info, backing: await resolveBackingName(header.backingName, path) };
 }
 
 /** The parts of top that say where its children could be. */
@@ -71,21 +79,15 @@ export async function candidateVolumes(top: ChildSearchRoot): Promise<string[]> 
 }
 
 /**
- * The candidates whose backing file is the volume at topRealPath. A candidate that is not qcow2 has no backing file;
- * one whose header cannot be read refuses the search ('busy' or 'qemu-failed' naming it), since it might be a child.
+ * The candidates whose backing file is the volume at topRealPath, read from their headers (no qemu-img: a candidate
+ * is any file beside top). One that is not qcow2 has no backing file; one whose header cannot be read refuses the
+ * search, naming it, since it might be a child.
  */
 export async function childrenAmong(candidates: readonly string[], topRealPath: string): Promise<string[]> {
   const children: string[] = [];
   for (const path of candidates) {
-    let qcow2: boolean;
-    try {
-      qcow2 = await isQcow2(path);
-    } catch (error) {
-      throw new VolmergeError('qemu-failed', `cannot read ${path} to tell whether it is backed by top: ${(error as Error).message}`);
-    }
-    if (!qcow2) continue;
-    const { backing } = await readBacking(path, { forceShare: true });
-    if (backing === topRealPath) children.push(path);
+    const header = await headerOf(path);
+    if (header && (await resolveBackingName(header.backingName, path)) === topRealPath) children.push(path);
   }
   return children;
 }

@@ -184,7 +184,8 @@ function sessionOn(channel: QmpChannel, daemon: Promise<CommandResult>, stop: Ab
     async run(image, driver, commands, onReply) {
       used = true;
       try {
-        const blockdev = { driver: 'qcow2', 'node-name': QMP_IMAGE_NODE, file: { driver, filename: image } };
+        // backing: null: removing bitmaps needs nothing below the image, so nothing below it is opened.
+        const blockdev = { driver: 'qcow2', 'node-name': QMP_IMAGE_NODE, file: { driver, filename: image }, backing: null };
         const added = await channel.execute({ execute: 'blockdev-add', arguments: blockdev });
         if ('error' in added) {
           // The image did not open (busy, missing, not qcow2): reported as a daemon that failed to open it.
