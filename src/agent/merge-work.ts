@@ -20,6 +20,7 @@ export interface MergeWorkRequest {
   /** SDM.merge's remove_top and shrink. */
   removeTop?: boolean;
   shrink?: boolean;
+  dropBitmaps?: boolean;
 }
 
 /** A merge that recovery found unfinished in the state dir, to be finished by this agent. */
@@ -33,6 +34,7 @@ export interface ResumeWorkRequest {
   child?: string;
   removeTop?: boolean;
   shrink?: boolean;
+  dropBitmaps?: boolean;
 }
 
 /** What one run of a merge job needs. */
@@ -46,6 +48,7 @@ interface JobRun {
   child?: string;
   removeTop?: boolean;
   shrink?: boolean;
+  dropBitmaps?: boolean;
 }
 
 /** Runs runMergeJob with the job's signal, progress and step reports. */
@@ -64,6 +67,7 @@ async function runThroughJob(request: JobRun, context: JobContext): Promise<void
     ...(request.child ? { child: request.child } : {}),
     ...(request.removeTop ? { removeTop: true } : {}),
     ...(request.shrink ? { shrink: true } : {}),
+    ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
   });
 }
 

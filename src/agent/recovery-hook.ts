@@ -46,6 +46,7 @@ export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<Recov
               ...(job.child ? { child: job.child } : {}),
               ...(job.removeTop ? { removeTop: true } : {}),
               ...(job.shrink ? { shrink: true } : {}),
+              ...(job.dropBitmaps ? { dropBitmaps: true } : {}),
               ...(wiring.commitRateLimit ? { commitRateLimit: wiring.commitRateLimit } : {}),
             }),
           });

@@ -25,14 +25,16 @@ export function describePlan(plan: MergePlan): string {
       : plan.baseKind === 'file'
         ? 'no extension (a file grows by itself)'
         : 'no extension needed';
+  const needs = plan.baseFormat === 'raw' ? "top's virtual size, " : '';
   return [
-    `merge plan: ${plan.top} -> ${plan.base} (${plan.baseKind})`,
+    `merge plan: ${plan.top} -> ${plan.base} (${plan.baseFormat ?? 'qcow2'} ${plan.baseKind})`,
     `  base size now:   ${formatBytes(plan.baseSize)}`,
-    `  base needs:      ${formatBytes(plan.neededSize)}; ${extend}`,
+    `  base needs:      ${needs}${formatBytes(plan.neededSize)}; ${extend}`,
     `  prune (stale):   ${list(plan.bitmaps.prune)}`,
     `  add (top only):  ${list(plan.bitmaps.add.map((b) => b.name))}`,
     `  merge from top:  ${list(plan.bitmaps.merge)}`,
     ...(plan.bitmaps.skipped.length ? [`  skipped (disabled in top): ${list(plan.bitmaps.skipped)}`] : []),
+    ...(plan.bitmaps.drop?.length ? [`  drop (as asked): ${list(plan.bitmaps.drop)}; the next backup must be a full one`] : []),
     ...describeFinalize(plan),
   ].join('\n');
 }

@@ -20,6 +20,7 @@ export interface MergeArgs {
   child?: string;
   removeTop: boolean;
   shrink: boolean;
+  dropBitmaps: boolean;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -36,6 +37,11 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .option('child', { type: 'string', describe: "Internal merge: top's child, rebased onto base once the merge is verified (top is then retired)" })
     .option('remove-top', { type: 'boolean', default: false, describe: 'Remove top (lvremove or unlink) once the merge is verified and nothing is backed by it' })
     .option('shrink', { type: 'boolean', default: false, describe: 'Shrink a base LV to what the merged image uses (qemu-img check image-end-offset), in whole extents' })
+    .option('drop-bitmaps', {
+      type: 'boolean',
+      default: false,
+      describe: "Do not carry top's bitmaps that base lacks (base's own are still merged); needed when base is raw and top has bitmaps. The next backup of the disk must be a full one",
+    })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
       if (args.child !== undefined && (typeof args.child !== 'string' || !args.child)) throw new Error('--child must name a volume');
@@ -47,6 +53,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     })
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --dry-run', 'Show what a merge of two LVs would do')
     .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout')
+    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/prealloc --drop-bitmaps', "Merge into a raw (preallocated) base, dropping top's bitmaps, which raw cannot hold")
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk') as unknown as Argv<MergeArgs>;
 }
 
@@ -54,7 +61,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
 export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise<number> {
   configureLog(args.logLevel);
   const { runMergeJob } = await import('../jobs/merge-job.js');
-  const { planSummary } = await import('../merge/plan.js');
+  const { planSummary } = await import('./plan-summary.js');
   const bar = new ProgressBar();
   const progressLog = new ProgressLog((percent) => log.info(`commit: ${percent}%`));
   let plan: MergePlan | undefined;
@@ -71,6 +78,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       ...(args.child ? { child: args.child } : {}),
       ...(args.removeTop ? { removeTop: true } : {}),
       ...(args.shrink ? { shrink: true } : {}),
+      ...(args.dropBitmaps ? { dropBitmaps: true } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -83,13 +91,17 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
     });
     bar.finish();
     if (args.json) {
-      console.log(JSON.stringify({ status: outcome.status, plan: planSummary(outcome.plan), elapsedMs: Date.now() - started }));
+      const used = outcome.status === 'done' ? { usedSize: outcome.usedSize ?? null } : {};
+      console.log(JSON.stringify({ status: outcome.status, plan: planSummary(outcome.plan), ...used, elapsedMs: Date.now() - started }));
     } else if (outcome.status === 'planned') {
       if (outcome.resumed) console.log(`an unfinished merge of this chain (job ${outcome.resumed.jobId}) would be finished from step ${outcome.resumed.fromStep}`);
       console.log('dry run: nothing was changed');
     } else {
       if (outcome.resumed) console.log(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
       console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
+      const dropped = outcome.plan.bitmaps.drop ?? [];
+      if (dropped.length > 0) console.log(`dropped top's bitmaps ${dropped.join(', ')} as asked: the next backup of this disk must be a full one`);
+      if (typeof outcome.usedSize === 'number') console.log(`base's image ends at ${outcome.usedSize} bytes (${outcome.plan.neededSize} planned)`);
       const end = outcome.plan.finalize;
       if (end?.child) console.log(`child ${end.child.path} is backed by base now (${end.child.backingAfter})`);
       if (end?.removeTop) console.log(`top ${args.top} removed`);

@@ -61,7 +61,7 @@ export interface Journal {
   attempt: number;
   /** The process that last ran the job. */
   pid?: number;
-  request: { top: string; base: string; leafRoom: number; rateLimit?: number };
+  request: { top: string; base: string; leafRoom: number; rateLimit?: number; dropBitmaps?: boolean };
   volumes: { top: JournalVolume; base: JournalVolume };
   plan: MergePlan;
   /** Copies of top's bitmaps and of the base bitmaps they merge into, taken by the backup step. */

@@ -8,6 +8,7 @@ import { inspectChain, type Inspection } from '../merge/inspect.js';
 import { runFinalizeSteps } from '../merge/finalize.js';
 import { mergeChain, planFor, runSteps, type CrashSafety, type MergeOutcome, type MergeRequest } from '../merge/pipeline.js';
 import type { MergePlan } from '../merge/plan.js';
+import { replanSizes } from '../merge/replan.js';
 import { type MergeStep, type StepHooks } from '../merge/steps.js';
 import { markHolderFor, readMark, setMark } from '../storage/marks.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
@@ -126,7 +127,6 @@ async function execute(
   request: MergeJobRequest,
   writer: JournalWriter,
   runner: StepRunner,
-  plan: MergePlan,
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
   try {
@@ -139,7 +139,8 @@ async function execute(
   } catch (error) {
     log.warn(`job ${writer.journal.jobId}: the merge is done but ${writer.store.locationOf(writer.folder)} could not be removed: ${(error as Error).message}`);
   }
-  return { status: 'done', plan, ...(resumed ? { resumed } : {}) };
+  const used = writer.journal.steps.verify?.facts?.imageEndOffset;
+  return { status: 'done', plan: writer.journal.plan, usedSize: typeof used === 'number' ? used : null, ...(resumed ? { resumed } : {}) };
 }
 
 /** Refuses a volume that carries a mid-merge mark this state folder cannot explain. */
@@ -176,6 +177,7 @@ async function runFresh(request: MergeJobRequest, store: JobStore, previous?: Jo
     top: resolvePath(request.top),
     base: resolvePath(request.base),
     leafRoom: request.leafRoom ?? 0,
+    ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
   };
   let writer = previous;
@@ -202,7 +204,22 @@ async function runFresh(request: MergeJobRequest, store: JobStore, previous?: Jo
     writer = new JournalWriter(store, created);
     await writer.update(() => undefined);
   }
-  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), plan, resumed);
+  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), resumed);
+}
+
+/**
+ * Sizes base again from what is there now before a resumed run goes on: after a commit that ran out of space (or a
+ * plan too small for another reason) the base LV is extended again, its extend step run once more, before the commit.
+ */
+async function resizeForResume(writer: JournalWriter, inspection: Inspection): Promise<void> {
+  const { journal } = writer;
+  const afterNoSpace = journal.steps.commit?.error?.code === 'no-space';
+  const plan = await replanSizes(inspection, journal.plan, journal.request.leafRoom, afterNoSpace);
+  if (plan.neededSize !== journal.plan.neededSize) log.info(`base ${inspection.base.path}: sized again for the resumed merge: ${journal.plan.neededSize} -> ${plan.neededSize} bytes`);
+  await writer.update((j) => {
+    j.plan = plan;
+    if (plan.extendTo !== null && j.steps.commit?.status !== 'done') delete j.steps.extend;
+  });
 }
 
 /** Finishes a merge that an earlier run (this job or another) left unfinished. */
@@ -227,7 +244,7 @@ async function resume(request: MergeJobRequest, store: JobStore, unfinished: Unf
     const volumes = { top: writer.journal.volumes.top, base: journalVolume(base) };
     const plan = writer.journal.plan;
     request.onPlan?.(plan);
-    return execute(request, writer, (hooked, safety) => runFinalizeSteps(hooked, volumes, plan, safety), plan, resumed);
+    return execute(request, writer, (hooked, safety) => runFinalizeSteps(hooked, volumes, plan, safety), resumed);
   }
   let inspection: Inspection;
   try {
@@ -247,13 +264,14 @@ async function resume(request: MergeJobRequest, store: JobStore, unfinished: Unf
     if (writer.journal.jobId !== earlier.jobId && writer.journal.steps.unmark?.status !== 'done') {
       await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
     }
+    if (writer.journal.steps.verify?.status !== 'done') await resizeForResume(writer, inspection);
   } catch (thrown) {
     if (thrown instanceof VolmergeError && writer.journal.state === 'failed') throw thrown;
     throw await recordFailure(writer, thrown);
   }
   const plan = writer.journal.plan;
   request.onPlan?.(plan);
-  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), plan, resumed);
+  return execute(request, writer, (hooked, safety) => runSteps(hooked, inspection, plan, safety), resumed);
 }
 
 /** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */

@@ -20,6 +20,8 @@ export interface ResumableJob {
   child?: string;
   removeTop?: boolean;
   shrink?: boolean;
+  /** The job was asked to drop top's bitmaps that base lacks. */
+  dropBitmaps?: boolean;
   /** The first step it has not finished ('end': only bookkeeping is left). */
   fromStep: MergeStep | 'end';
 }
@@ -86,7 +88,7 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
   try {
     // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
     // Once the job's own remove-top step has started, only base is left to open.
-    if (topMayBeGone) await readInfo(journal.volumes.base.path);
+    if (topMayBeGone) await readInfo(journal.volumes.base.path, { format: journal.plan.baseFormat ?? 'qcow2' });
     else await readChain(journal.volumes.top.path);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -101,6 +103,7 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
     ...(end?.child ? { child: end.child.path } : {}),
     ...(end?.removeTop ? { removeTop: true } : {}),
     ...(end?.shrink ? { shrink: true } : {}),
+    ...(journal.request.dropBitmaps ? { dropBitmaps: true } : {}),
     fromStep: firstUnfinishedStep(journal) ?? 'end',
   };
   options.resume(job);

@@ -1,4 +1,4 @@
-// Decides, from the bitmaps of top and base, what to prune, add, merge and refuse (design.md step 2).
+// Decides, from the bitmaps of top and base, what to prune, add, merge, drop and refuse (design.md step 2).
 import { VolmergeError } from '../errors.js';
 import { isInUse, isValidBitmap, type BitmapInfo } from '../qemu/types.js';
 
@@ -8,16 +8,27 @@ export interface BitmapDecision {
   prune: string[];
   /** Valid top bitmaps missing in base: created in base (with top's granularity) after the commit. */
   add: { name: string; granularity: number }[];
-  /** Every valid top bitmap: merged from top into base after the commit. */
+  /** Top bitmaps merged from top into base after the commit. */
   merge: string[];
   /** Base bitmaps that top also has valid, but that are disabled in base: enabled when merged. */
   enable: string[];
   /** Disabled top bitmaps: neither copied nor failed on. */
   skipped: string[];
+  /** Top bitmaps that base will not have, as the caller asked (--drop-bitmaps); absent in plans made before it existed. */
+  drop?: string[];
 }
 
-/** Computes the bitmap decision; throws 'bitmap-in-use' for an inconsistent bitmap the merge would rely on. */
-export function decideBitmaps(top: BitmapInfo[], base: BitmapInfo[], topName: string, baseName: string): BitmapDecision {
+/** How the bitmaps are to be decided. */
+export interface BitmapOptions {
+  /** Base can store persistent bitmaps (a qcow2 version 3); a raw base or a qcow2 version 2 cannot. */
+  baseHoldsBitmaps: boolean;
+  /** Why base cannot hold bitmaps, for the refusal ("is raw"). */
+  whyNoBitmaps?: string;
+  /** Do not carry top's bitmaps that base lacks (vdsm's merge_bitmaps=false); the ones base has are still merged. */
+  dropBitmaps: boolean;
+}
+
+function refuseInUse(top: BitmapInfo[], base: BitmapInfo[], topName: string, baseName: string): void {
   const topInUse = top.filter(isInUse).map((b) => b.name);
   if (topInUse.length > 0) {
     throw new VolmergeError(
@@ -35,14 +46,36 @@ export function decideBitmaps(top: BitmapInfo[], base: BitmapInfo[], topName: st
         'remove it from base (qemu-img bitmap --remove) before merging',
     );
   }
-  const validTop = top.filter(isValidBitmap);
-  const validTopNames = new Set(validTop.map((b) => b.name));
+}
+
+/** Computes the bitmap decision; throws 'bitmap-in-use' for an inconsistent bitmap the merge would rely on. */
+export function decideBitmaps(
+  top: BitmapInfo[],
+  base: BitmapInfo[],
+  topName: string,
+  baseName: string,
+  options: BitmapOptions = { baseHoldsBitmaps: true, dropBitmaps: false },
+): BitmapDecision {
   const baseByName = new Map(base.map((b) => [b.name, b]));
+  // Dropping: only top's bitmaps that base has as well (and consistent) are merged; the others may be broken, they go.
+  const kept = options.dropBitmaps ? top.filter((b) => baseByName.has(b.name) && options.baseHoldsBitmaps) : top;
+  refuseInUse(kept, base, topName, baseName);
+  const validTop = kept.filter(isValidBitmap);
+  if (!options.baseHoldsBitmaps && validTop.length > 0) {
+    throw new VolmergeError(
+      'bitmaps-unsupported',
+      `base ${baseName} ${options.whyNoBitmaps ?? 'cannot hold bitmaps'}, and top ${topName} has bitmap ${validTop.map((b) => b.name).join(', ')}; ` +
+        'merge with --drop-bitmaps to drop them (the next backup of this disk must then be a full one)',
+    );
+  }
+  const validTopNames = new Set(validTop.map((b) => b.name));
+  const drop = options.dropBitmaps ? top.filter((b) => !validTopNames.has(b.name) && (isValidBitmap(b) || isInUse(b))).map((b) => b.name) : [];
   return {
     prune: base.filter((b) => !validTopNames.has(b.name)).map((b) => b.name),
     add: validTop.filter((b) => !baseByName.has(b.name)).map((b) => ({ name: b.name, granularity: b.granularity })),
     merge: validTop.map((b) => b.name),
     enable: validTop.filter((b) => baseByName.has(b.name) && !baseByName.get(b.name)?.flags.includes('auto')).map((b) => b.name),
-    skipped: top.filter((b) => !isValidBitmap(b)).map((b) => b.name),
+    skipped: top.filter((b) => !isValidBitmap(b) && !drop.includes(b.name)).map((b) => b.name),
+    drop,
   };
 }

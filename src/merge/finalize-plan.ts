@@ -17,6 +17,8 @@ export interface FinalizeChild {
   backingBefore: string;
   /** The name the child is rebased to: how top names base when that resolves from the child's folder too, else base's absolute path. */
   backingAfter: string;
+  /** Base's format, recorded in the child's header by the rebase; absent (qcow2) in plans made before raw bases. */
+  backingFormatAfter?: 'qcow2' | 'raw';
 }
 
 /** Shrinking base after the merge: planned for an LV, or skipped with the reason (files and fixed block devices). */
@@ -68,11 +70,19 @@ async function planChild(inspection: Inspection, given: string): Promise<Finaliz
     const what = named ? `is backed by ${named}` : 'has no backing volume';
     throw new VolmergeError('bad-chain', `child ${given} ${what}, not by top ${top.path}; give top's child (the volume whose backing file is top)`);
   }
-  return { path, realPath: child.realPath, identity: child.identity, backingBefore: named, backingAfter: await backingNameFor(inspection, path) };
+  return {
+    path,
+    realPath: child.realPath,
+    identity: child.identity,
+    backingBefore: named,
+    backingAfter: await backingNameFor(inspection, path),
+    backingFormatAfter: inspection.baseFormat,
+  };
 }
 
 /** Why a base cannot be shrunk, or the shrink plan of an LV. */
-function planShrink(base: Volume, baseIsLeaf: boolean, leafRoom: number): ShrinkPlan {
+function planShrink(base: Volume, baseIsLeaf: boolean, leafRoom: number, raw: boolean): ShrinkPlan {
+  if (raw) return { planned: false, reason: `base ${base.path} is raw: it holds the whole virtual disk, so it is not shrunk` };
   if (base.kind === 'lv' && base.lv) return { planned: true, leafRoom: baseIsLeaf ? leafRoom : 0, extentSize: base.lv.extentSize };
   if (base.kind === 'file') return { planned: false, reason: `base ${base.path} is a file: it is not shrunk (it takes only the space it uses)` };
   return { planned: false, reason: `base ${base.path} is a fixed-size block device: it cannot be shrunk` };
@@ -103,6 +113,6 @@ export async function planFinalize(inspection: Inspection, request: FinalizeRequ
     child,
     retireTop: child !== null || removeTop,
     removeTop,
-    shrink: request.shrink ? planShrink(inspection.base, child === null, request.leafRoom) : null,
+    shrink: request.shrink ? planShrink(inspection.base, child === null, request.leafRoom, inspection.baseFormat === 'raw') : null,
   };
 }

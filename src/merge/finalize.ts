@@ -81,7 +81,7 @@ async function rebaseChild(request: MergeRequest, child: FinalizeChild, volumes:
   await safety?.retireTop?.(top);
   const brokenBefore = new Set(bitmapsOf(before.info).filter(isInUse).map((b) => b.name));
   try {
-    await rebaseUnsafe(child.path, child.backingAfter);
+    await rebaseUnsafe(child.path, child.backingAfter, child.backingFormatAfter ?? 'qcow2');
   } catch (error) {
     return undoRebase(request, child, top, safety, asVolmergeError(error));
   }

@@ -7,17 +7,20 @@ import { log } from '../log.js';
 import { copyBitmap, commit } from '../qemu/mutations.js';
 import { startStorageDaemon, type StorageDaemon } from '../qemu/qmp.js';
 import { removeBitmaps } from '../qemu/remove-bitmaps.js';
-import { checkImage, measureSubchain, readChain, readInfo } from '../qemu/queries.js';
+import { readChain, readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type ImageInfo } from '../qemu/types.js';
 import { extendLv } from '../storage/lvm.js';
 import { crashDuring } from './crash-point.js';
 import { runFinalizeSteps, type FinalizeVolume } from './finalize.js';
 import { planFinalize } from './finalize-plan.js';
-import { inspectResolved, resolveChainVolumes, type Inspection } from './inspect.js';
+import { guardResolved, inspectGuarded, resolveChainVolumes, type Inspection } from './inspect.js';
+import { measureBase } from './measure-base.js';
 import { planMerge, type MergePlan } from './plan.js';
 import { runStep } from './run-step.js';
 import type { MergeStep, StepHooks } from './steps.js';
-import { assertBitmapsExactly, assertNoInUseBitmaps } from './verify.js';
+import { explainCommitFailure } from './no-space.js';
+import { verifyBase } from './verify-base.js';
+import { assertNoInUseBitmaps } from './verify.js';
 
 /** What to merge and how. */
 export interface MergeRequest {
@@ -32,6 +35,8 @@ export interface MergeRequest {
   removeTop?: boolean;
   /** Shrink the base LV to what the merged image uses (image-end-offset), in whole extents. */
   shrink?: boolean;
+  /** Drop top's bitmaps that base lacks instead of carrying them (vdsm's merge_bitmaps=false; needed for a raw base). */
+  dropBitmaps?: boolean;
   /** Called once the plan is known (before any change). */
   onPlan?: (plan: MergePlan) => void;
   /** Called when a step starts (for progress displays); steps a resumed job had finished are not announced. */
@@ -51,6 +56,8 @@ export interface MergeOutcome {
   plan: MergePlan;
   /** Set when the run finished (or, in a dry run, would finish) a merge that an earlier run left unfinished. */
   resumed?: { jobId: string; fromStep: MergeStep | 'end' };
+  /** Where base's image ends after the merge (qemu-img check's image-end-offset); null for a raw base; absent in a dry run. */
+  usedSize?: number | null;
 }
 
 /** The crash-safety steps that src/jobs supplies; a bare mergeChain runs without them (they do nothing then). */
@@ -71,14 +78,13 @@ export interface CrashSafety {
 export async function planFor(request: MergeRequest): Promise<{ inspection: Inspection; plan: MergePlan }> {
   request.onStep?.('inspect');
   const { top, base } = await resolveChainVolumes(request.top, request.base);
-  // Both only read: measure runs while the chain is checked; a bad chain is reported as such, not as a failed measure.
-  const [inspection, measure] = await both(
-    inspectResolved(top, base),
-    measureSubchain(top.realPath, top.driver, base.realPath, base.driver),
-  );
+  // Every header of the chain is read and checked before any qemu-img opens it.
+  const guarded = await guardResolved(top, base);
+  // Both only read: measure runs while the chain is read; a bad chain is reported as such, not as a failed measure.
+  const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded));
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
-  const plan = planMerge({ ...inspection, measure, leafRoom, finalize });
+  const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true });
   request.onPlan?.(plan);
   return { inspection, plan };
 }
@@ -152,6 +158,8 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
       },
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
+    }).catch((error: unknown) => {
+      throw explainCommitFailure(error, base, plan);
     });
     baseAfterCommit = (await rereadChain(inspection, 'the commit')).base;
     return {};
@@ -173,9 +181,9 @@ export async function runSteps(request: MergeRequest, inspection: Inspection, pl
 
   await runStep(request, 'verify', async () => {
     // Both only read base: the check runs alongside the re-read.
-    const [{ base: baseInfo }, check] = await both(rereadChain(inspection, 'copying bitmaps'), checkImage(base.realPath));
-    assertBitmapsExactly(baseInfo, plan.bitmaps.merge, base.path);
-    return { imageEndOffset: check['image-end-offset'] ?? null };
+    const reread = rereadChain(inspection, 'copying bitmaps');
+    reread.catch(() => undefined);
+    return verifyBase(reread, inspection, plan);
   }, { changesNothing: true });
 
   // Taking the mark off again is harmless: a crash inside this step leaves a job that a resumed run finishes.

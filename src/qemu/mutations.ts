@@ -1,20 +1,29 @@
 // qemu-img mutations: bitmap add/remove/merge and commit; stderr is searched for the failures that exit 0 hides.
 import { VolmergeError } from '../errors.js';
 import { failIfExited, runQemuImg } from './qemu-img.js';
-import { findBitmapWriteFailure } from './stderr-failures.js';
+import { findBitmapWriteFailure, findNoSpace } from './stderr-failures.js';
 import { ProgressParser } from './progress.js';
 import type { CommandResult } from '../exec/run.js';
 
-/** Throws 'bitmap-write-failed' when qemu-img reported a lost bitmap or a full device, whatever its exit code. */
+/**
+ * Throws 'bitmap-write-failed' when qemu-img reported a lost bitmap, else 'no-space' when it reported a full device,
+ * whatever its exit code.
+ */
 export function failOnSilentBitmapLoss(result: CommandResult, volume: string, action: string): void {
-  const line = findBitmapWriteFailure(result.stderr);
-  if (line === undefined) return;
-  throw new VolmergeError(
-    'bitmap-write-failed',
-    `${volume}: qemu-img ${action} could not write bitmaps (exit ${result.exitCode}): ${line.replace(/^qemu-img:\s*/, '')}; ` +
-      'the volume is probably too small: extend it, then run the merge again',
-    { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr },
-  );
+  const details = { argv: result.argv, exitCode: result.exitCode, stderr: result.stderr };
+  const lost = findBitmapWriteFailure(result.stderr);
+  if (lost !== undefined) {
+    throw new VolmergeError(
+      'bitmap-write-failed',
+      `${volume}: qemu-img ${action} could not write bitmaps (exit ${result.exitCode}): ${lost.replace(/^qemu-img:\s*/, '')}; ` +
+        'the volume is probably too small: extend it, then run the merge again',
+      details,
+    );
+  }
+  const full = findNoSpace(result.stderr);
+  if (full !== undefined) {
+    throw new VolmergeError('no-space', `${volume}: qemu-img ${action} ran out of space (exit ${result.exitCode}): ${full.replace(/^qemu-img:\s*/, '')}`, details);
+  }
 }
 
 /** Removes one bitmap; one that is already gone counts as removed. */
@@ -69,11 +78,11 @@ export async function commit(top: string, base: string, options: CommitOptions =
 }
 
 /**
- * `qemu-img rebase -u -f qcow2 -F qcow2 -b BACKING IMAGE`: points IMAGE at another backing file without reading or
+ * `qemu-img rebase -u -f qcow2 -F FORMAT -b BACKING IMAGE`: points IMAGE at another backing file without reading or
  * copying data (safe only when the new backing reads exactly as the old one); the caller re-reads IMAGE to verify.
  */
-export async function rebaseUnsafe(image: string, backing: string): Promise<void> {
-  const result = await runQemuImg(['rebase', '-u', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, image]);
+export async function rebaseUnsafe(image: string, backing: string, backingFormat: 'qcow2' | 'raw' = 'qcow2'): Promise<void> {
+  const result = await runQemuImg(['rebase', '-u', '-f', 'qcow2', '-F', backingFormat, '-b', backing, image]);
   failOnSilentBitmapLoss(result, image, 'rebase -u');
   failIfExited(result, image, `rebase -u -b ${backing}`);
 }

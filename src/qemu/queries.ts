@@ -7,9 +7,9 @@ import type { CheckInfo, ImageInfo, MeasureInfo } from './types.js';
 /** The qemu block driver that opens a volume: 'file' for regular files, 'host_device' for block devices. */
 export type ProtocolDriver = 'file' | 'host_device';
 
-/** qemu-img info of one qcow2 image; forceShare (-U) reads an image that a running process holds, without its lock. */
-export async function readInfo(path: string, options: { forceShare?: boolean } = {}): Promise<ImageInfo> {
-  const result = await runQemuImg(['info', '--output', 'json', ...(options.forceShare ? ['-U'] : []), '-f', 'qcow2', path]);
+/** qemu-img info of one image (qcow2 unless format says raw); forceShare (-U) reads an image that a running process holds, without its lock. */
+export async function readInfo(path: string, options: { forceShare?: boolean; format?: 'qcow2' | 'raw' } = {}): Promise<ImageInfo> {
+  const result = await runQemuImg(['info', '--output', 'json', ...(options.forceShare ? ['-U'] : []), '-f', options.format ?? 'qcow2', path]);
   failIfExited(result, path, 'info');
   return parseAgainst<ImageInfo>('qemu-img-info.schema.json', result.stdout, `qemu-img info ${path}`);
 }
@@ -31,14 +31,20 @@ export function subchainFilename(top: string, topDriver: ProtocolDriver, base: s
   return `json:${JSON.stringify(spec)}`;
 }
 
-/** qemu-img measure of the sub-chain top -> base as one qcow2: what base must hold after the commit. */
+/**
+ * qemu-img measure of the sub-chain top -> base (a qcow2 base) as one qcow2 laid out with targetOptions (-o: base's
+ * own cluster size, extended L2, refcount bits...; measure assumes qemu's defaults otherwise): what base's data and
+ * metadata take after the commit.
+ */
 export async function measureSubchain(
   top: string,
   topDriver: ProtocolDriver,
   base: string,
   baseDriver: ProtocolDriver,
+  targetOptions?: string,
 ): Promise<MeasureInfo> {
-  const result = await runQemuImg(['measure', '--output', 'json', '-O', 'qcow2', subchainFilename(top, topDriver, base, baseDriver)]);
+  const options = targetOptions ? ['-o', targetOptions] : [];
+  const result = await runQemuImg(['measure', '--output', 'json', '-O', 'qcow2', ...options, subchainFilename(top, topDriver, base, baseDriver)]);
   failIfExited(result, top, 'measure');
   return parseAgainst<MeasureInfo>('qemu-img-measure.schema.json', result.stdout, `qemu-img measure ${top}`);
 }

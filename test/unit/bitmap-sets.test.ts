@@ -47,4 +47,30 @@ describe('decideBitmaps', () => {
   it('prunes, rather than refuses, an in-use base bitmap that top does not have', () => {
     expect(decideBitmaps([], [bm('old', ['in-use'])], 'top', 'base').prune).to.deep.equal(['old']);
   });
+
+  it('with dropBitmaps merges only what base shares, drops the rest of top (broken top-only bitmaps too), prunes as always', () => {
+    const decision = decideBitmaps([bm('shared'), bm('toponly'), bm('broken', ['in-use', 'auto']), bm('off', [])], [bm('shared'), bm('stale')], 'top', 'base', {
+      baseHoldsBitmaps: true,
+      dropBitmaps: true,
+    });
+    expect(decision.merge).to.deep.equal(['shared']);
+    expect(decision.add).to.deep.equal([]);
+    expect(decision.drop).to.deep.equal(['toponly', 'broken']);
+    expect(decision.prune).to.deep.equal(['stale']);
+    expect(decision.skipped).to.deep.equal(['off']);
+  });
+
+  it('still refuses a broken top bitmap that base shares when dropping: the merge would rely on it', () => {
+    expect(() => decideBitmaps([bm('shared', ['in-use', 'auto'])], [bm('shared')], 'top', 'base', { baseHoldsBitmaps: true, dropBitmaps: true }))
+      .to.throw(VolmergeError)
+      .with.property('code', 'bitmap-in-use');
+  });
+
+  it('refuses top\'s valid bitmaps over a base that cannot hold any, and drops them all when asked', () => {
+    expect(() => decideBitmaps([bm('a'), bm('b')], [], 'top', 'base', { baseHoldsBitmaps: false, whyNoBitmaps: 'is raw', dropBitmaps: false }))
+      .to.throw(VolmergeError, /base base is raw, and top top has bitmap a, b/)
+      .with.property('code', 'bitmaps-unsupported');
+    const dropped = decideBitmaps([bm('a'), bm('b'), bm('off', [])], [], 'top', 'base', { baseHoldsBitmaps: false, dropBitmaps: true });
+    expect(dropped).to.deep.include({ merge: [], add: [], prune: [], drop: ['a', 'b'], skipped: ['off'] });
+  });
 });

@@ -1,16 +1,38 @@
 import { expect } from 'chai';
-import { lvExtendTarget, neededBytes, roundUp } from '../../src/merge/sizes.js';
+import { l1TableBytes, lvExtendTarget, measureOptions, persistentBitmapBytes, qcow2Needed, roundUp } from '../../src/merge/sizes.js';
 
 describe('sizes', () => {
-  const MiB = 1024 * 1024;
+  const KiB = 1024;
+  const MiB = 1024 * KiB;
+  const GiB = 1024 * MiB;
+  const layout = { clusterSize: 64 * KiB, extendedL2: false, refcountBits: 16, compressionType: 'zlib' as const, version: 3 as const };
   it('rounds up to the extent size and leaves exact multiples alone', () => {
     expect(roundUp(1, 4 * MiB)).to.equal(4 * MiB);
     expect(roundUp(8 * MiB, 4 * MiB)).to.equal(8 * MiB);
     expect(roundUp(8 * MiB + 1, 4 * MiB)).to.equal(12 * MiB);
   });
-  it('needs required plus bitmaps, and required alone when measure has no bitmaps', () => {
-    expect(neededBytes({ required: 132513792, 'fully-allocated': 0, bitmaps: 196608 })).to.equal(132710400);
-    expect(neededBytes({ required: 10, 'fully-allocated': 0 })).to.equal(10);
+  it('sizes persistent bitmaps as qemu-img measure does (measured: 3 bitmaps of a 1 GiB disk, 64 KiB clusters: 458752)', () => {
+    const three = [{ name: 'sh1', granularity: 65536 }, { name: 'sh2', granularity: 65536 }, { name: 'toponly', granularity: 65536 }];
+    expect(persistentBitmapBytes(three, GiB, 64 * KiB)).to.equal(458752);
+    // Measured with 2 MiB clusters: 4 bitmaps of a 1 GiB disk take 18874368 bytes.
+    expect(persistentBitmapBytes([...three, { name: 'sh3', granularity: 65536 }], GiB, 2 * MiB)).to.equal(18874368);
+    expect(persistentBitmapBytes([], GiB, 64 * KiB)).to.equal(0);
+  });
+  it('gives measure base\'s own layout, and only version 3 options to a version 2 image', () => {
+    expect(measureOptions({ ...layout, clusterSize: 128 * KiB, extendedL2: true })).to.equal('compat=1.1,cluster_size=131072,refcount_bits=16,extended_l2=on,compression_type=zlib');
+    expect(measureOptions({ ...layout, version: 2 })).to.equal('compat=0.10,cluster_size=65536,refcount_bits=16');
+  });
+  it('sizes L1 tables with 8-byte L2 entries, 16 with extended L2', () => {
+    expect(l1TableBytes(GiB, layout)).to.equal(16);
+    expect(l1TableBytes(GiB, { clusterSize: 64 * KiB, extendedL2: true })).to.equal(32);
+  });
+  it('needs the larger of the compact image and base\'s end, plus a second copy of the bitmaps and two clusters', () => {
+    const bitmaps = [{ name: 'b', granularity: 65536 }];
+    const kept = persistentBitmapBytes(bitmaps, GiB, 64 * KiB);
+    const small = qcow2Needed({ required: 100 * MiB, keptBitmaps: bitmaps, layout, baseEnd: 10 * MiB, baseVirtualSize: GiB, topVirtualSize: GiB });
+    expect(small.needed).to.equal(100 * MiB + 2 * kept + 128 * KiB);
+    const holes = qcow2Needed({ required: 100 * MiB, keptBitmaps: bitmaps, layout, baseEnd: 300 * MiB, baseVirtualSize: GiB, topVirtualSize: GiB });
+    expect(holes.needed).to.equal(300 * MiB + kept + 128 * KiB);
   });
   it('extends only when the rounded target exceeds the LV, adding leaf room', () => {
     expect(lvExtendTarget(128 * MiB + 1, 0, 4 * MiB, 128 * MiB)).to.equal(128 * MiB + 4 * MiB);

@@ -1,0 +1,39 @@
+// The verify step's reading of a merged base: its bitmaps exactly as planned, qemu-img check clean, and no more room
+// used than planned (qcow2); a raw base holds top's whole virtual disk.
+import { VolmergeError } from '../errors.js';
+import { checkImage } from '../qemu/queries.js';
+import type { ImageInfo } from '../qemu/types.js';
+import type { Inspection } from './inspect.js';
+import type { MergePlan } from './plan.js';
+import { assertBitmapsExactly } from './verify.js';
+
+/** What verify found; imageEndOffset is null for a raw base. */
+export interface VerifyFacts extends Record<string, unknown> {
+  imageEndOffset: number | null;
+  plannedSize: number;
+}
+
+/** Checks base as the re-read found it; for qcow2 runs qemu-img check alongside (reread is the re-read in flight). */
+export async function verifyBase(reread: Promise<{ base: ImageInfo }>, inspection: Inspection, plan: MergePlan): Promise<VerifyFacts> {
+  const { base } = inspection;
+  const plannedSize = plan.neededSize;
+  if (plan.baseFormat === 'raw') {
+    const { base: info } = await reread;
+    const wanted = plan.topVirtualSize ?? 0;
+    if (info['virtual-size'] < wanted) {
+      throw new VolmergeError('verify-failed', `base ${base.path}: after the merge it holds ${info['virtual-size']} bytes, less than top's virtual size ${wanted}`);
+    }
+    return { imageEndOffset: null, plannedSize };
+  }
+  const [{ base: info }, check] = await Promise.all([reread, checkImage(base.realPath)]);
+  assertBitmapsExactly(info, plan.bitmaps.merge, base.path);
+  const used = check['image-end-offset'] ?? null;
+  if (used !== null && used > plannedSize) {
+    throw new VolmergeError(
+      'verify-failed',
+      `base ${base.path}: the merge used ${used} bytes (image-end-offset) but planned ${plannedSize}; base's data and bitmaps are merged and valid, ` +
+        'but volmerge sized this chain wrongly (please report it); run the same merge again: it measures base again and finishes',
+    );
+  }
+  return { imageEndOffset: used, plannedSize };
+}
