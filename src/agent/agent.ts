@@ -1,7 +1,7 @@
 // The host agent: a job table, its JSON-RPC methods and the listeners, started together and stopped cleanly.
 import { mkdir } from 'node:fs/promises';
 import { log } from '../log.js';
-import { JobRegistry } from '../jobs/registry.js';
+import { JobRegistry } from './registry.js';
 import { readLv } from '../storage/lvm.js';
 import { agentMethods } from './methods.js';
 import { recoverIntoRegistry } from './recovery-hook.js';
@@ -49,7 +49,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
   });
 
-  // RECOVERY (issue 5): before serving, merges that a crash left unfinished in the state dir become jobs of this table.
+  // Before serving: merges that a crash left unfinished in the state dir become jobs of this table.
   const recoveryStop = new AbortController();
   await recoverIntoRegistry({
     stateDir: options.stateDir,

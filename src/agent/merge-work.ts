@@ -1,7 +1,8 @@
 // The work of one merge job: check base's generation, run the merge through runMergeJob, then increment the generation.
 import { VolmergeError, asVolmergeError } from '../errors.js';
-import { runMergeJob } from '../jobs/merge-job.js';
-import type { JobContext, JobWork } from '../jobs/registry-types.js';
+import { runMergeJob } from '../jobs/run-merge.js';
+import type { MergeRequest } from '../merge/request.js';
+import type { JobContext, JobWork } from './registry-types.js';
 import { assertGeneration, bumpGeneration, readGeneration, type GenerationHolder } from '../storage/generation.js';
 import { resolveVolume } from '../storage/volume.js';
 import type { ResolvedSubchain } from './address.js';
@@ -23,51 +24,26 @@ export interface MergeWorkRequest {
   dropBitmaps?: boolean;
 }
 
-/** A merge that recovery found unfinished in the state dir, to be finished by this agent. */
+/** A merge that recovery found unfinished in the state dir, to be finished by this agent under its job id. */
 export interface ResumeWorkRequest {
   jobId: string;
   stateDir: string;
-  top: string;
-  base: string;
-  leafRoom: number;
+  /** The request its journal keeps. */
+  request: MergeRequest;
   commitRateLimit?: number;
-  child?: string;
-  removeTop?: boolean;
-  shrink?: boolean;
-  dropBitmaps?: boolean;
-}
-
-/** What one run of a merge job needs. */
-interface JobRun {
-  jobId: string;
-  stateDir: string;
-  top: string;
-  base: string;
-  leafRoom?: number;
-  commitRateLimit?: number;
-  child?: string;
-  removeTop?: boolean;
-  shrink?: boolean;
-  dropBitmaps?: boolean;
 }
 
 /** Runs runMergeJob with the job's signal, progress and step reports. */
-async function runThroughJob(request: JobRun, context: JobContext): Promise<void> {
+async function runThroughJob(run: ResumeWorkRequest, context: JobContext): Promise<void> {
   await runMergeJob({
-    jobId: request.jobId,
-    stateDir: request.stateDir,
-    top: request.top,
-    base: request.base,
+    ...run.request,
+    jobId: run.jobId,
+    stateDir: run.stateDir,
     volumesValidated: true,
     signal: context.signal,
     onProgress: context.progress,
     onStep: context.step,
-    ...(request.leafRoom ? { leafRoom: request.leafRoom } : {}),
-    ...(request.commitRateLimit ? { rateLimit: request.commitRateLimit } : {}),
-    ...(request.child ? { child: request.child } : {}),
-    ...(request.removeTop ? { removeTop: true } : {}),
-    ...(request.shrink ? { shrink: true } : {}),
-    ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+    ...(run.commitRateLimit ? { rateLimit: run.commitRateLimit } : {}),
   });
 }
 
@@ -88,7 +64,15 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
     const expected = request.baseGeneration ?? (await readGeneration(chain.generation));
     // Checked again here: the generation may have moved while the job was pending.
     if (request.baseGeneration !== undefined) await assertGeneration(chain.generation, request.baseGeneration);
-    await runThroughJob({ ...request, top: chain.top, base: chain.base }, context);
+    const merge: MergeRequest = {
+      top: chain.top,
+      base: chain.base,
+      ...(request.child ? { child: request.child } : {}),
+      ...(request.removeTop ? { removeTop: true } : {}),
+      ...(request.shrink ? { shrink: true } : {}),
+      ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+    };
+    await runThroughJob({ jobId: request.jobId, stateDir: request.stateDir, request: merge, ...(request.commitRateLimit ? { commitRateLimit: request.commitRateLimit } : {}) }, context);
     await bumpAfterMerge(chain.generation, expected, chain.base);
   };
 }
@@ -104,7 +88,7 @@ export async function generationHolderOf(base: string): Promise<GenerationHolder
 export function resumeWork(request: ResumeWorkRequest): JobWork {
   return async (context) => {
     await runThroughJob(request, context);
-    const holder = await generationHolderOf(request.base);
-    if (holder) await bumpAfterMerge(holder, await readGeneration(holder), request.base);
+    const holder = await generationHolderOf(request.request.base);
+    if (holder) await bumpAfterMerge(holder, await readGeneration(holder), request.request.base);
   };
 }

@@ -1,7 +1,7 @@
 // The agent's JSON-RPC methods: SDM.merge, Host.getJobs, Job.abort, Job.delete, Host.ping.
 import { VolmergeError } from '../errors.js';
-import type { JobRegistry } from '../jobs/registry.js';
-import type { JobRecord } from '../jobs/registry-types.js';
+import type { JobRegistry } from './registry.js';
+import type { JobRecord } from './registry-types.js';
 import { assertGeneration } from '../storage/generation.js';
 import { resolveSubchain, type AddressContext, type SubchainInfo } from './address.js';
 import { findImageChild } from './image-child.js';

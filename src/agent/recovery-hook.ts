@@ -1,6 +1,6 @@
 // Start-up recovery wired into the job table: merges left unfinished in the state dir become jobs of this agent.
 import { log } from '../log.js';
-import type { JobRegistry } from '../jobs/registry.js';
+import type { JobRegistry } from './registry.js';
 import { recoverJobs, type RecoveredJob } from '../jobs/recovery.js';
 import { MERGE_JOB } from './methods.js';
 import { resumeWork } from './merge-work.js';
@@ -33,20 +33,15 @@ export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<Recov
       ...(wiring.retryDelayMs !== undefined ? { retryDelayMs: wiring.retryDelayMs } : {}),
       resume: (job) => {
         try {
+          const { request } = job;
           registry.add({
             id: job.jobId,
             description: MERGE_JOB.description,
-            volumes: job.child ? [job.top, job.base, job.child] : [job.top, job.base],
+            volumes: request.child ? [request.top, request.base, request.child] : [request.top, request.base],
             work: resumeWork({
               jobId: job.jobId,
               stateDir: wiring.stateDir,
-              top: job.top,
-              base: job.base,
-              leafRoom: job.leafRoom,
-              ...(job.child ? { child: job.child } : {}),
-              ...(job.removeTop ? { removeTop: true } : {}),
-              ...(job.shrink ? { shrink: true } : {}),
-              ...(job.dropBitmaps ? { dropBitmaps: true } : {}),
+              request,
               ...(wiring.commitRateLimit ? { commitRateLimit: wiring.commitRateLimit } : {}),
             }),
           });

@@ -60,7 +60,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
 /** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
 export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise<number> {
   configureLog(args.logLevel);
-  const { runMergeJob } = await import('../jobs/merge-job.js');
+  const { runMergeJob } = await import('../jobs/run-merge.js');
   const { planSummary } = await import('./plan-summary.js');
   const bar = new ProgressBar();
   const progressLog = new ProgressLog((percent) => log.info(`commit: ${percent}%`));

@@ -5,8 +5,8 @@ import { constants } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolmergeError } from '../errors.js';
-import { tryExclusiveFlock } from './flock.js';
-import { isProcessAlive, processStartTicks } from './proc.js';
+import { tryExclusiveFlock } from '../os/flock.js';
+import { isProcessAlive, processStartTicks } from '../os/proc.js';
 
 /** Where lock files live: host-wide (not per state folder), so that every volmerge on the host sees the same locks. */
 export function lockDir(): string {

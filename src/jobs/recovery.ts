@@ -1,29 +1,25 @@
-// Agent start-up recovery: every journal left running is probed; its job is resumed, ended (volume gone), retried
-// later (a query failed, which never means gone), or flagged as needing attention (journal unreadable).
+// Agent start-up recovery, through a job store: every journal left running is probed; its job is resumed, ended
+// (volume gone), retried later (a query failed, which never means gone), or flagged as needing attention (unreadable).
+import { toJobStore, JournalWriter } from '../engine/journal-writer.js';
+import type { Journal } from '../engine/journal.js';
+import type { JobStore } from '../engine/store.js';
+import { probeVolumes, volumeDeletedError } from '../engine/volume-probe.js';
 import { VolmergeError, type ErrorCode } from '../errors.js';
 import { log } from '../log.js';
-import type { MergeStep } from '../merge/steps.js';
+import type { MergeRequest } from '../merge/request.js';
+import { isProcessAlive } from '../os/proc.js';
 import { readChain, readInfo } from '../qemu/queries.js';
+import { topRemovalStarted } from '../steps/cold-merge.js';
 import { readLockHolder } from './chain-lock.js';
-import { firstUnfinishedStep, journalPath, JournalWriter, readJournal, scanJournals, type Journal } from './journal.js';
-import { isProcessAlive } from './proc.js';
-import { topRemovalStarted } from './top-retirement.js';
-import { probeVolumes, volumeDeletedError } from './volume-probe.js';
+import { nextStep } from './unfinished.js';
 
-/** A job that can be finished now: run it with runMergeJob({ jobId, stateDir, top, base, leafRoom, ... }). */
+/** A job that can be finished now: runMergeJob({ jobId, stateDir, ...request }) finishes it under the same id. */
 export interface ResumableJob {
   jobId: string;
-  top: string;
-  base: string;
-  leafRoom: number;
-  /** The end of the merge its plan asks for: top's child (internal merge), removing top, shrinking base. */
-  child?: string;
-  removeTop?: boolean;
-  shrink?: boolean;
-  /** The job was asked to drop top's bitmaps that base lacks. */
-  dropBitmaps?: boolean;
+  /** The request as the journal keeps it. */
+  request: MergeRequest;
   /** The first step it has not finished ('end': only bookkeeping is left). */
-  fromStep: MergeStep | 'end';
+  fromStep: string;
 }
 
 /** What recovery says of one job. */
@@ -36,7 +32,7 @@ export interface RecoveredJob {
   state: 'resuming' | 'waiting' | 'failed' | 'needs-attention';
   top?: string;
   base?: string;
-  fromStep?: MergeStep | 'end';
+  fromStep?: string;
   error?: { code: ErrorCode; message: string };
 }
 
@@ -53,7 +49,18 @@ export interface RecoveryOptions {
 }
 
 function describe(journal: Journal): Pick<RecoveredJob, 'top' | 'base' | 'fromStep'> {
-  return { top: journal.request.top, base: journal.request.base, fromStep: firstUnfinishedStep(journal) ?? 'end' };
+  return { top: journal.request.top, base: journal.request.base, fromStep: nextStep(journal) };
+}
+
+/** The request a journal keeps; one written before requests kept the end of the merge has it in its plan. */
+export function requestOf(journal: Journal): MergeRequest {
+  const end = journal.plan.finalize;
+  return {
+    ...(end?.child ? { child: end.child.path } : {}),
+    ...(end?.removeTop ? { removeTop: true } : {}),
+    ...(end?.shrink ? { shrink: true } : {}),
+    ...journal.request,
+  };
 }
 
 /** Whether another live process runs this job now (a CLI merge, say): then it is not ours to recover. */
@@ -66,7 +73,7 @@ async function runByAnother(journal: Journal): Promise<boolean> {
 }
 
 /** Probes one running job's volumes (stat or lvs, then qemu-img info) and decides what becomes of it. */
-async function recoverOne(stateDir: string, folder: string, journal: Journal, options: RecoveryOptions): Promise<RecoveredJob | undefined> {
+async function recoverOne(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<RecoveredJob | undefined> {
   if (await runByAnother(journal)) {
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
@@ -78,8 +85,7 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
   }
   if (probe.state === 'gone' && probe.role) {
     const error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
-    const writer = new JournalWriter(stateDir, journal, folder);
-    await writer.update((j) => {
+    await new JournalWriter(store, journal, key).update((j) => {
       j.state = 'failed';
       j.error = { code: error.code, message: error.message };
     });
@@ -94,43 +100,30 @@ async function recoverOne(stateDir: string, folder: string, journal: Journal, op
     const reason = error instanceof Error ? error.message : String(error);
     return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } };
   }
-  const end = journal.plan.finalize;
-  const job: ResumableJob = {
-    jobId: journal.jobId,
-    top: journal.request.top,
-    base: journal.request.base,
-    leafRoom: journal.request.leafRoom,
-    ...(end?.child ? { child: end.child.path } : {}),
-    ...(end?.removeTop ? { removeTop: true } : {}),
-    ...(end?.shrink ? { shrink: true } : {}),
-    ...(journal.request.dropBitmaps ? { dropBitmaps: true } : {}),
-    fromStep: firstUnfinishedStep(journal) ?? 'end',
-  };
-  options.resume(job);
+  options.resume({ jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) });
   return { jobId: journal.jobId, state: 'resuming', ...describe(journal) };
 }
 
 /** Probes a waiting job again after the delay, until it can be resumed or has ended. */
-function retryLater(stateDir: string, folder: string, options: RecoveryOptions): void {
+function retryLater(store: JobStore, key: string, options: RecoveryOptions): void {
   const delay = options.retryDelayMs ?? 30_000;
   const timer = setTimeout(() => {
     void (async () => {
       if (options.signal?.aborted) return;
-      let journal: Journal;
-      try {
-        journal = await readJournal(journalPath(stateDir, folder));
-      } catch (error) {
-        log.info(`recovery: job folder ${folder} no longer holds a readable journal (${(error as Error).message}); stopped retrying`);
+      const entry = await store.read(key).catch((error: unknown) => ({ key, where: key, error: error as VolmergeError }));
+      if (!entry || 'error' in entry) {
+        log.info(`recovery: ${store.locationOf(key)} no longer holds a readable journal${entry ? ` (${entry.error.message})` : ''}; stopped retrying`);
         return;
       }
+      const { journal } = entry;
       if (journal.state !== 'running') return;
-      const outcome = await recoverOne(stateDir, folder, journal, options).catch((error: unknown) => {
+      const outcome = await recoverOne(store, key, journal, options).catch((error: unknown) => {
         log.error(`recovery: job ${journal.jobId}: ${(error as Error).message}`);
         return { jobId: journal.jobId, state: 'waiting' as const };
       });
       if (!outcome) return;
       options.onUpdate?.(outcome);
-      if (outcome.state === 'waiting') retryLater(stateDir, folder, options);
+      if (outcome.state === 'waiting') retryLater(store, key, options);
     })();
   }, delay);
   timer.unref();
@@ -138,24 +131,26 @@ function retryLater(stateDir: string, folder: string, options: RecoveryOptions):
 }
 
 /**
- * Recovers the jobs of a state folder at agent start: each journal left running is resumed (through options.resume),
- * ended as 'volume-deleted' when a successful query says a volume is gone, or retried later when a query failed;
- * an unreadable journal makes that job 'needs-attention' and the others go on. Resolves with the first pass's findings.
+ * Recovers the jobs of a store (a state folder given as a path is this host's) at agent start: each journal left
+ * running is resumed (through options.resume), ended as 'volume-deleted' when a successful query says a volume is
+ * gone, or retried later when a query failed; an unreadable journal makes that job 'needs-attention' and the others
+ * go on. Resolves with the first pass's findings.
  */
-export async function recoverJobs(stateDir: string, options: RecoveryOptions): Promise<RecoveredJob[]> {
+export async function recoverJobs(where: JobStore | string, options: RecoveryOptions): Promise<RecoveredJob[]> {
+  const store = toJobStore(where);
   const found: RecoveredJob[] = [];
-  for (const entry of await scanJournals(stateDir)) {
+  for (const entry of await store.list()) {
     let outcome: RecoveredJob | undefined;
     if ('error' in entry) {
-      outcome = { jobId: entry.folder, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } };
+      outcome = { jobId: entry.key, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } };
     } else if (entry.journal.state === 'running') {
       try {
-        outcome = await recoverOne(stateDir, entry.folder, entry.journal, options);
+        outcome = await recoverOne(store, entry.key, entry.journal, options);
       } catch (error) {
         const wrapped = error instanceof VolmergeError ? error : new VolmergeError('internal', (error as Error).message);
         outcome = { jobId: entry.journal.jobId, state: 'waiting', ...describe(entry.journal), error: { code: wrapped.code, message: wrapped.message } };
       }
-      if (outcome?.state === 'waiting') retryLater(stateDir, entry.folder, options);
+      if (outcome?.state === 'waiting') retryLater(store, entry.key, options);
     }
     if (!outcome) continue;
     log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}`);

@@ -4,8 +4,8 @@ import { asVolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { activateExclusively, readVgLocking, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
 import { lvNamesOfDevPath } from '../storage/volume.js';
-import type { JobStore } from './job-store.js';
-import { SharedVgJobStore } from './shared-vg-store.js';
+import type { JobStore } from '../engine/store.js';
+import { SharedVgJobStore } from '../engine/shared-vg-store.js';
 
 /** An LV by name. */
 export interface LvName {

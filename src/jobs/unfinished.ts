@@ -1,35 +1,41 @@
-// Finds the unfinished job of a chain in the state folder, and lets a new run take it over (same or new job id).
+// Finds the unfinished job of a chain in a job store, and lets a new run take it over (same or new job id).
+import { JournalWriter } from '../engine/journal-writer.js';
+import { firstUnfinishedStep, isUnfinished, now, type Journal } from '../engine/journal.js';
+import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
-import { toJobStore, type JobStore } from './job-store.js';
-import { firstUnfinishedStep, isUnfinished, JournalWriter, now, type Journal } from './journal.js';
+import { COLD_MERGE_SHAPE } from '../steps/cold-merge.js';
 
-/** An unfinished journal and the folder it is in. */
+/** An unfinished journal and the key it is under. */
 export interface UnfinishedJob {
-  folder: string;
+  key: string;
   journal: Journal;
 }
 
 /** The unfinished job whose base has this identity, or undefined; two of them is an error that needs a person. */
-export async function findUnfinishedJob(where: JobStore | string, baseIdentity: string): Promise<UnfinishedJob | undefined> {
-  const store = toJobStore(where);
+export async function findUnfinishedJob(store: JobStore, baseIdentity: string): Promise<UnfinishedJob | undefined> {
   const found: UnfinishedJob[] = [];
-  for (const entry of await store.scan(baseIdentity)) {
-    if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal)) {
-      found.push({ folder: entry.folder, journal: entry.journal });
+  for (const entry of await store.list()) {
+    if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal, COLD_MERGE_SHAPE)) {
+      found.push({ key: entry.key, journal: entry.journal });
     }
   }
   if (found.length > 1) {
     throw new VolmergeError(
       'needs-attention',
-      `base ${found[0]?.journal.request.base}: jobs ${found.map((f) => f.folder).join(', ')} in ${store.describe()} all claim it; keep the right one and move the others away`,
+      `base ${found[0]?.journal.request.base}: jobs ${found.map((f) => f.key).join(', ')} in ${store.describe()} all claim it; keep the right one and move the others away`,
     );
   }
   return found[0];
 }
 
-/** Where an unfinished job stands, for messages: "step commit" or "the end". */
+/** The first step an unfinished job has not done ('end': only bookkeeping is left). */
+export function nextStep(journal: Journal): string {
+  return firstUnfinishedStep(journal, COLD_MERGE_SHAPE) ?? 'end';
+}
+
+/** Where an unfinished job stands, for messages: "step commit" or "its last bookkeeping". */
 export function resumePoint(journal: Journal): string {
-  const step = firstUnfinishedStep(journal);
+  const step = firstUnfinishedStep(journal, COLD_MERGE_SHAPE);
   return step ? `step ${step}` : 'its last bookkeeping';
 }
 
@@ -38,9 +44,8 @@ export function resumePoint(journal: Journal): string {
  * running, one more attempt), then the store moves it to the new id's key (folder or LV renamed). A crash between the
  * two leaves a journal that names its old key in resumedFrom, which readers accept and the next takeover completes.
  */
-export async function takeOver(where: JobStore | string, unfinished: UnfinishedJob, jobId: string): Promise<JournalWriter> {
-  const store = toJobStore(where);
-  const { folder } = unfinished;
+export async function takeOver(store: JobStore, unfinished: UnfinishedJob, jobId: string): Promise<JournalWriter> {
+  const { key } = unfinished;
   const next = structuredClone(unfinished.journal);
   next.jobId = jobId;
   next.state = 'running';
@@ -48,11 +53,11 @@ export async function takeOver(where: JobStore | string, unfinished: UnfinishedJ
   next.pid = process.pid;
   next.updatedAt = now();
   delete next.error;
-  if (folder !== store.keyFor(jobId)) {
+  if (key !== store.keyFor(jobId)) {
     // The job id whose key the state sits under now: the journal's own, or the one it was caught taking over from.
     const old = unfinished.journal;
-    next.resumedFrom = store.keyFor(old.jobId) === folder || !old.resumedFrom ? old.jobId : old.resumedFrom;
+    next.resumedFrom = store.keyFor(old.jobId) === key || !old.resumedFrom ? old.jobId : old.resumedFrom;
   }
-  const key = await store.takeOver(next, folder);
-  return new JournalWriter(store, next, key);
+  const newKey = await store.takeOver(next, key);
+  return new JournalWriter(store, next, newKey);
 }

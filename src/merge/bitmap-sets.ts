@@ -1,4 +1,4 @@
-// Decides, from the bitmaps of top and base, what to prune, add, merge, drop and refuse (design.md step 2).
+// Decides, from the bitmaps of top and base, what to prune, add, merge, drop and refuse (README "How a merge works", step 2).
 import { VolmergeError } from '../errors.js';
 import { isInUse, isValidBitmap, type BitmapInfo } from '../qemu/types.js';
 

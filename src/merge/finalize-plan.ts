@@ -1,4 +1,4 @@
-// Planning the end of a merge (design.md step 9): rebase top's child onto base (internal merge), retire and remove top,
+// Planning the end of a merge (README "Finishing a merge"): rebase top's child onto base (internal merge), retire and remove top,
 // shrink base. Every refusal happens here, before anything changes.
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { realpath } from 'node:fs/promises';

@@ -3,7 +3,7 @@ import { VolmergeError } from '../errors.js';
 import { failIfExited, runQemuImg } from './qemu-img.js';
 import { findBitmapWriteFailure, findNoSpace } from './stderr-failures.js';
 import { ProgressParser } from './progress.js';
-import type { CommandResult } from '../exec/run.js';
+import type { CommandResult } from '../os/run.js';
 
 /**
  * Throws 'bitmap-write-failed' when qemu-img reported a lost bitmap, else 'no-space' when it reported a full device,

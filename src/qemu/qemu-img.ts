@@ -1,5 +1,5 @@
 // Runs qemu-img and turns a failed run into a VolmergeError that names the volume and the command.
-import { run, type CommandResult, type RunOptions } from '../exec/run.js';
+import { run, type CommandResult, type RunOptions } from '../os/run.js';
 import { VolmergeError, type ErrorCode } from '../errors.js';
 
 /** The qemu-img binary; VOLMERGE_QEMU_IMG overrides it (tests wrap it to inject faults). */

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, type CommandResult } from '../exec/run.js';
+import { run, type CommandResult } from '../os/run.js';
 import type { ProtocolDriver } from './queries.js';
 
 /** The qemu-storage-daemon binary; VOLMERGE_QEMU_STORAGE_DAEMON overrides it (tests point it at a missing file). */

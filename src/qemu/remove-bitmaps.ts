@@ -1,7 +1,7 @@
 // Removes many bitmaps from one image with one process: one qemu-storage-daemon instead of one `qemu-img bitmap --remove`
 // per bitmap (32 stale bitmaps: one process and one image open instead of 32). Same checks as removeBitmap.
 import { VolmergeError } from '../errors.js';
-import type { CommandResult } from '../exec/run.js';
+import type { CommandResult } from '../os/run.js';
 import { classifyOpenFailure } from './qemu-img.js';
 import { failOnSilentBitmapLoss, removeBitmap } from './mutations.js';
 import { QMP_IMAGE_NODE, runQmpOnImage, type StorageDaemon } from './qmp.js';

@@ -1,5 +1,5 @@
 // LVM through its commands: read one LV with lvs (JSON, bytes), extend, reduce, remove and tag it. A failed lvs never means "gone".
-import { run, type CommandResult } from '../exec/run.js';
+import { run, type CommandResult } from '../os/run.js';
 import { VolmergeError } from '../errors.js';
 import { parseAgainst } from '../schema.js';
 

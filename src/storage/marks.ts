@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolmergeError } from '../errors.js';
-import { mkdirDurable, removeDurable, writeFileAtomic } from '../jobs/atomic-file.js';
+import { mkdirDurable, removeDurable, writeFileAtomic } from '../os/atomic-file.js';
 import { changeLvTags, readLv } from './lvm.js';
 import type { VolumeKind } from './volume.js';
 

@@ -1,6 +1,6 @@
 // Shared volume groups (lvmlockd with sanlock or dlm): recognise one, and activate its LVs exclusively on this host,
 // remembering how each was active before so that it can be put back. A lock error never reads as "volume gone".
-import { run } from '../exec/run.js';
+import { run } from '../os/run.js';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { parseAgainst } from '../schema.js';

@@ -2,8 +2,8 @@
 // run the same merge again, and it must finish with the right data and every bitmap a clean merge keeps.
 import { expect } from 'chai';
 import { chmod, readdir, writeFile } from 'node:fs/promises';
-import { scanJournals } from '../../src/jobs/journal.js';
-import { MERGE_STEPS } from '../../src/merge/steps.js';
+import { scanJournals } from '../../src/engine/host-store.js';
+import { MERGE_STEPS } from '../../src/steps/cold-merge.js';
 import { checkAgainst } from '../../src/schema.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';

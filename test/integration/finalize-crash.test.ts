@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { scanJournals } from '../../src/jobs/journal.js';
+import { scanJournals } from '../../src/engine/host-store.js';
 import { sh } from '../helpers/commands.js';
 import { rawCopy, sameData } from '../helpers/images.js';
 import { Workspace } from '../helpers/workspace.js';

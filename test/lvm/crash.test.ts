@@ -5,8 +5,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { configureLog } from '../../src/log.js';
-import { runMergeJob } from '../../src/jobs/merge-job.js';
-import { scanJournals } from '../../src/jobs/journal.js';
+import { runMergeJob } from '../../src/jobs/run-merge.js';
+import { scanJournals } from '../../src/engine/host-store.js';
 import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
@@ -117,7 +117,7 @@ describe('crash safety on LVM', function () {
       stop.abort();
     }
     const job = resumable[0] as ResumableJob;
-    expect((await runMergeJob({ jobId: job.jobId, stateDir: chain.stateDir, top: job.top, base: job.base })).status).to.equal('done');
+    expect((await runMergeJob({ ...job.request, jobId: job.jobId, stateDir: chain.stateDir })).status).to.equal('done');
     await expectMerged(chain);
 
     // Another chain, crashed, whose top LV is removed while it waits: volume-deleted, and the LV stays gone.

@@ -12,7 +12,7 @@ import { bitmapsIn, sameData } from '../helpers/images.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
 import { Workspace } from '../helpers/workspace.js';
 import { agentMethods } from '../../src/agent/methods.js';
-import { JobRegistry } from '../../src/jobs/registry.js';
+import { JobRegistry } from '../../src/agent/registry.js';
 import { readLv } from '../../src/storage/lvm.js';
 import { runCli } from '../integration/crash-harness.js';
 import { backingOf, infoOf, KEPT, prepareInternalChain, type InternalChain } from '../integration/finalize-harness.js';

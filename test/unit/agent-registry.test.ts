@@ -1,8 +1,8 @@
 // The agent's job table: queue with max jobs, states, abort before and while running, delete, expiry.
 import { expect } from 'chai';
 import { VolmergeError } from '../../src/errors.js';
-import { JobRegistry } from '../../src/jobs/registry.js';
-import type { JobContext, JobRecord } from '../../src/jobs/registry-types.js';
+import { JobRegistry } from '../../src/agent/registry.js';
+import type { JobContext, JobRecord } from '../../src/agent/registry-types.js';
 
 /** A job body that the test finishes by hand. */
 function manualJob(): { work: (context: JobContext) => Promise<void>; finish: () => void; fail: (e: Error) => void; context?: JobContext } {

@@ -5,21 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VolmergeError } from '../../src/errors.js';
 import { lockPathFor } from '../../src/jobs/chain-lock.js';
-import {
-  firstUnfinishedStep,
-  interruptedSteps,
-  isUnfinished,
-  journalPath,
-  JournalWriter,
-  needsRecovery,
-  pastPointOfNoReturn,
-  readJournal,
-  scanJournals,
-  writeJournal,
-  type Journal,
-} from '../../src/jobs/journal.js';
+import { HostJobStore, journalPath, readJournal, scanJournals, writeJournal } from '../../src/engine/host-store.js';
+import { JournalWriter } from '../../src/engine/journal-writer.js';
+import { firstUnfinishedStep, interruptedSteps, isUnfinished, needsRecovery, pastPointOfNoReturn, type Journal } from '../../src/engine/journal.js';
 import { takeOver } from '../../src/jobs/unfinished.js';
-import { crashTarget } from '../../src/merge/crash-point.js';
+import { COLD_MERGE_SHAPE } from '../../src/steps/cold-merge.js';
+import { crashTarget } from '../../src/engine/crash-point.js';
 import { markHolderFor } from '../../src/storage/marks.js';
 
 function sampleJournal(jobId = 'job-1'): Journal {
@@ -90,12 +81,12 @@ describe('journal files', () => {
     expect(writer.isDone('extend')).to.equal(true);
     const before = await readJournal(journalPath(stateDir, 'job-1'));
     expect(before.steps.extend, 'nothing written for it yet').to.equal(undefined);
-    expect(firstUnfinishedStep(before), 'a crash now runs it again').to.equal('extend');
+    expect(firstUnfinishedStep(before, COLD_MERGE_SHAPE), 'a crash now runs it again').to.equal('extend');
     await writer.started('mark');
     const after = await readJournal(journalPath(stateDir, 'job-1'));
     expect(after.steps.extend).to.deep.include({ status: 'done', facts: { extended: false } });
     expect(after.steps.mark?.status).to.equal('started');
-    expect(firstUnfinishedStep(after)).to.equal('mark');
+    expect(firstUnfinishedStep(after, COLD_MERGE_SHAPE)).to.equal('mark');
   });
 
   it('writes a staged change (the backup step naming its images) only with the next write', async () => {
@@ -109,7 +100,7 @@ describe('journal files', () => {
     expect(writer.journal.backup).to.deep.equal(backup);
     const before = await readJournal(journalPath(stateDir, 'job-1'));
     expect(before.backup, 'nothing written yet').to.equal(undefined);
-    expect(firstUnfinishedStep(before), 'a crash now takes the backup again').to.equal('backup');
+    expect(firstUnfinishedStep(before, COLD_MERGE_SHAPE), 'a crash now takes the backup again').to.equal('backup');
     await writer.started('prune');
     const after = await readJournal(journalPath(stateDir, 'job-1'));
     expect(after.backup, 'named before prune changes a bitmap').to.deep.equal(backup);
@@ -158,7 +149,7 @@ describe('journal files', () => {
     old.error = { code: 'aborted', message: 'stopped' };
     await writeJournal(stateDir, old);
     await writeFile(join(stateDir, 'jobs', 'cli-1', 'top-bitmaps.qcow2'), 'backup');
-    const writer = await takeOver(stateDir, { folder: 'cli-1', journal: old }, 'cli-2');
+    const writer = await takeOver(new HostJobStore(stateDir), { key: 'cli-1', journal: old }, 'cli-2');
     expect(await readdir(join(stateDir, 'jobs'))).to.deep.equal(['cli-2']);
     const read = await readJournal(journalPath(stateDir, 'cli-2'));
     expect(read).to.deep.equal(writer.journal);
@@ -166,7 +157,7 @@ describe('journal files', () => {
     expect(read.error).to.equal(undefined);
     expect(await readFile(join(stateDir, 'jobs', 'cli-2', 'top-bitmaps.qcow2'), 'utf8'), 'the backup moves with it').to.equal('backup');
     await writeJournal(stateDir, sampleJournal('cli-3'));
-    expect((await refusal(takeOver(stateDir, { folder: 'cli-2', journal: read }, 'cli-3'))).code).to.equal('job-exists');
+    expect((await refusal(takeOver(new HostJobStore(stateDir), { key: 'cli-2', journal: read }, 'cli-3'))).code).to.equal('job-exists');
   });
 });
 
@@ -175,28 +166,28 @@ describe('journal bookkeeping', () => {
 
   it('finds the first unfinished step and the interrupted ones', () => {
     const journal = sampleJournal();
-    expect(firstUnfinishedStep(journal)).to.equal('backup');
+    expect(firstUnfinishedStep(journal, COLD_MERGE_SHAPE)).to.equal('backup');
     journal.steps = { backup: { status: 'done', startedAt: started }, prune: { status: 'started', startedAt: started } };
-    expect(firstUnfinishedStep(journal)).to.equal('prune');
-    expect(interruptedSteps(journal)).to.deep.equal(['prune']);
-    expect(pastPointOfNoReturn(journal)).to.equal(false);
+    expect(firstUnfinishedStep(journal, COLD_MERGE_SHAPE)).to.equal('prune');
+    expect(interruptedSteps(journal, COLD_MERGE_SHAPE)).to.deep.equal(['prune']);
+    expect(pastPointOfNoReturn(journal, COLD_MERGE_SHAPE)).to.equal(false);
   });
 
   it('keeps a failed job only when base may hold part of top or a bitmap-writing step was cut short', () => {
     const journal = sampleJournal();
     journal.state = 'failed';
     journal.steps = { backup: { status: 'done', startedAt: started }, prune: { status: 'done', startedAt: started }, extend: { status: 'failed', startedAt: started } };
-    expect(needsRecovery(journal)).to.equal(false);
-    expect(isUnfinished(journal)).to.equal(false);
+    expect(needsRecovery(journal, COLD_MERGE_SHAPE)).to.equal(false);
+    expect(isUnfinished(journal, COLD_MERGE_SHAPE)).to.equal(false);
     journal.steps.prune = { status: 'failed', startedAt: started };
-    expect(needsRecovery(journal), 'a broken prune may leave base bitmaps in-use').to.equal(true);
+    expect(needsRecovery(journal, COLD_MERGE_SHAPE), 'a broken prune may leave base bitmaps in-use').to.equal(true);
     journal.steps.prune = { status: 'done', startedAt: started };
     journal.steps.mark = { status: 'started', startedAt: started };
-    expect(pastPointOfNoReturn(journal)).to.equal(true);
-    expect(isUnfinished(journal)).to.equal(true);
+    expect(pastPointOfNoReturn(journal, COLD_MERGE_SHAPE)).to.equal(true);
+    expect(isUnfinished(journal, COLD_MERGE_SHAPE)).to.equal(true);
     journal.state = 'running';
     journal.steps = {};
-    expect(isUnfinished(journal), 'a running journal is unfinished whatever its steps').to.equal(true);
+    expect(isUnfinished(journal, COLD_MERGE_SHAPE), 'a running journal is unfinished whatever its steps').to.equal(true);
   });
 });
 

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgainst } from '../../src/schema.js';
 import { classifyActivationFailure, isSharedLockType, lockModeFromInfo } from '../../src/storage/shared-vg.js';
-import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, SLOT_SIZE, writeBackupArea, writeSlot } from '../../src/jobs/job-lv-format.js';
-import { jobLvName } from '../../src/jobs/shared-vg-store.js';
+import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, SLOT_SIZE, writeBackupArea, writeSlot } from '../../src/engine/job-lv-format.js';
+import { jobLvName } from '../../src/engine/shared-vg-store.js';
 import { fixture } from './fixtures.js';
 
 describe('shared volume groups', () => {

@@ -8,10 +8,10 @@ import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { extendLv, listLvs, readLv, runLvm } from '../storage/lvm.js';
 import { activateExclusively, activationError, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
-import { BACKUP_FILES } from './bitmap-backup.js';
+import { BACKUP_FILES } from './backup-images.js';
 import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, writeBackupArea, writeSlot } from './job-lv-format.js';
-import type { JobStore } from './job-store.js';
-import { checkJournal, type Journal, type ScannedJournal } from './journal.js';
+import { checkJournal, parseJournal, type Journal } from './journal.js';
+import type { JobStore, StoredJournal } from './store.js';
 
 /** Prefix of a job LV's name. */
 export const JOB_LV_PREFIX = 'volmerge_job_';
@@ -110,7 +110,7 @@ export class SharedVgJobStore implements JobStore {
   }
 
   /** Reads one job LV's newest journal; undefined when none was ever written (the LV is then removed: it holds nothing). */
-  private async readKey(key: string): Promise<ScannedJournal | undefined> {
+  private async readKey(key: string): Promise<StoredJournal | undefined> {
     const where = this.locationOf(key);
     const slot = await this.withDevice(key, 'r', readNewestSlot);
     if (!slot) {
@@ -120,33 +120,36 @@ export class SharedVgJobStore implements JobStore {
     }
     this.seq.set(key, slot.seq);
     try {
-      let data: unknown;
-      try {
-        data = JSON.parse(slot.text);
-      } catch {
-        throw new VolmergeError('needs-attention', `journal in ${where} is not valid JSON; the job needs attention`);
-      }
-      const journal = checkJournal(data, where);
+      const journal = parseJournal(slot.text, where);
       if (key !== this.keyFor(journal.jobId) && !(journal.resumedFrom && key === this.keyFor(journal.resumedFrom))) {
         throw new VolmergeError('needs-attention', `journal in ${where} names job ${journal.jobId}, not the LV's; the job needs attention`);
       }
-      return { folder: key, path: where, journal };
+      return { key, where, journal };
     } catch (error) {
-      if (error instanceof VolmergeError) return { folder: key, path: where, error };
+      if (error instanceof VolmergeError) return { key, where, error };
       throw error;
     }
   }
 
-  /** The journals of this store's base: its job LVs are found by tag, then each is activated exclusively and read. */
-  async scan(): Promise<ScannedJournal[]> {
-    const keys = (await listLvs(this.vg))
+  /** The job LVs of this store's base, found by tag in LVM's metadata (none is activated). */
+  async keys(): Promise<string[]> {
+    return (await listLvs(this.vg))
       .filter((lv) => lv.tags.includes(JOB_LV_TAG) && lv.tags.includes(`${JOB_BASE_TAG_PREFIX}${this.baseLv}`))
       .map((lv) => lv.name)
       .sort();
-    const found: ScannedJournal[] = [];
-    for (const key of keys) {
-      await this.hold(key);
-      const entry = await this.readKey(key);
+  }
+
+  /** One job LV's journal, activated exclusively first (refused at once when another host holds it). */
+  async read(key: string): Promise<StoredJournal | undefined> {
+    await this.hold(key);
+    return this.readKey(key);
+  }
+
+  /** The journals of this store's base: each job LV is activated exclusively and read. */
+  async list(): Promise<StoredJournal[]> {
+    const found: StoredJournal[] = [];
+    for (const key of await this.keys()) {
+      const entry = await this.read(key);
       if (entry) found.push(entry);
     }
     return found;

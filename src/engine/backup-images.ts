@@ -6,7 +6,7 @@ import { both } from '../both.js';
 import { failOnSilentBitmapLoss, removeBitmap } from '../qemu/mutations.js';
 import { failIfExited, runQemuImg } from '../qemu/qemu-img.js';
 import { bitmapsOf, isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
-import { removeDurable, syncDir } from './atomic-file.js';
+import { removeDurable, syncDir } from '../os/atomic-file.js';
 import type { BackedUpBitmap, BackupImage } from './journal.js';
 
 /** File names of the backup images inside the job's folder. */

@@ -4,10 +4,10 @@ import { log } from '../log.js';
 import { removeBitmap } from '../qemu/mutations.js';
 import { readChain } from '../qemu/queries.js';
 import { bitmapsOf, isInUse, type ImageInfo } from '../qemu/types.js';
-import { BITMAP_WRITING_STEPS } from '../merge/steps.js';
+import { rebuildBitmap } from '../engine/backup-images.js';
+import { interruptedSteps, type BackupImage, type Journal } from '../engine/journal.js';
 import { assertNoInUseBitmaps } from '../merge/verify.js';
-import { rebuildBitmap } from './bitmap-backup.js';
-import { interruptedSteps, type BackupImage, type Journal } from './journal.js';
+import { COLD_MERGE_SHAPE } from './cold-merge.js';
 
 /** What the repair did, for the journal and the log. */
 export interface RepairFacts {
@@ -40,7 +40,7 @@ function toRebuild(target: Target): string[] {
  * bitmaps; top's after commit. Any other in-use bitmap is not ours to touch and refuses the resume.
  */
 export async function repairBitmaps(journal: Journal, jobDir: string, top: string, base: string): Promise<RepairFacts> {
-  const interrupted = interruptedSteps(journal).filter((s) => BITMAP_WRITING_STEPS.includes(s));
+  const interrupted = interruptedSteps(journal, COLD_MERGE_SHAPE).filter((s) => COLD_MERGE_SHAPE.bitmapWriting.includes(s));
   const facts: RepairFacts = { interrupted, rebuiltInTop: [], rebuiltInBase: [], removedFromBase: [] };
   const [topInfo, baseInfo] = await readChain(top);
   if (!topInfo || !baseInfo) throw new VolmergeError('bad-chain', `top ${top}: its backing chain to ${base} is gone; job ${journal.jobId} needs attention`);

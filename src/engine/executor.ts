@@ -1,0 +1,51 @@
+// The one executor: runs a table's steps in order against a journal. A fresh run and a resumed one are the same loop:
+// a step the journal records as done is skipped, any other is run (steps probe before they act, so running one again
+// after a crash is safe). Crash points (test-only, see crash-point.ts) fire on both sides of every step that runs.
+import { VolmergeError } from '../errors.js';
+import { crashPoint } from './crash-point.js';
+import type { JournalWriter } from './journal-writer.js';
+import { RestoredFailure, type Facts, type Step, type StepTable } from './step.js';
+
+/** How a table is run. */
+export interface ExecuteOptions {
+  /** Stops the run before the next step (a step that waits, such as the commit, watches it too). */
+  signal?: AbortSignal;
+  /** Called when a step starts; steps the journal had finished are not announced. */
+  onStep?: (name: string) => void;
+  /** Names the job in messages: "merge of T into B". */
+  describe: string;
+}
+
+/** Undoes the steps before index that the journal records as done, newest first, back to the first one without an undo. */
+async function undoBefore<C>(table: StepTable<C>, index: number, context: C, writer: JournalWriter): Promise<void> {
+  for (let i = index - 1; i >= 0; i -= 1) {
+    const step = table[i] as Step<C>;
+    if (!step.undo) return;
+    if (!writer.isDone(step.name)) continue;
+    await step.undo(context);
+    await writer.forget(step.name);
+  }
+}
+
+/** Runs the steps of a table that the journal does not record as done; throws the first failure (after undoing what it allows). */
+export async function executeTable<C>(table: StepTable<C>, context: C, writer: JournalWriter, options: ExecuteOptions): Promise<void> {
+  for (const [index, step] of table.entries()) {
+    if (writer.isDone(step.name)) continue;
+    if (options.signal?.aborted) throw new VolmergeError('aborted', `${options.describe} aborted before ${step.name}`);
+    options.onStep?.(step.name);
+    const durable = step.journaling(context) === 'durable';
+    if (durable) await writer.started(step.name);
+    crashPoint(step.name, 'before');
+    let facts: Facts;
+    try {
+      facts = await step.run(context);
+    } catch (error) {
+      if (!(error instanceof RestoredFailure)) throw error;
+      await undoBefore(table, index, context, writer);
+      throw error.cause;
+    }
+    if (durable) await writer.done(step.name, facts);
+    else writer.doneQuietly(step.name, facts);
+    crashPoint(step.name, 'after');
+  }
+}

@@ -1,0 +1,77 @@
+// A merge from a plan of what is there now: in a new journal, or in a taken-over one that had not reached the mark.
+import { resolve as resolvePath } from 'node:path';
+import { JournalWriter } from '../engine/journal-writer.js';
+import { now, type Journal, type JournalVolume } from '../engine/journal.js';
+import type { JobStore } from '../engine/store.js';
+import type { Inspection } from '../merge/inspect.js';
+import type { MergePlan } from '../merge/plan.js';
+import { planFor } from '../merge/planning.js';
+import { durableRequest } from '../merge/request.js';
+import type { Volume } from '../storage/volume.js';
+import { executeJob } from './execute-job.js';
+import { missingMeansDeleted, recordFailure } from './failure.js';
+import type { MergeJobRequest, MergeOutcome } from './job-request.js';
+
+/** The journal's record of a volume. */
+export function journalVolume(volume: Volume): JournalVolume {
+  return {
+    path: resolvePath(volume.path),
+    realPath: volume.realPath,
+    identity: volume.identity,
+    kind: volume.kind,
+    ...(volume.lv ? { lv: { vg: volume.lv.vg, name: volume.lv.name } } : {}),
+  };
+}
+
+/** Announces the inspection, plans, and announces the plan. */
+export async function planAnnounced(request: MergeJobRequest, volumes?: { top: Volume; base: Volume }): Promise<{ inspection: Inspection; plan: MergePlan }> {
+  request.onStep?.('inspect');
+  const planned = await planFor(request, volumes);
+  request.onPlan?.(planned.plan);
+  return planned;
+}
+
+/** Plans from what is there now and runs every step; previous: the taken-over journal of a job that had not reached the mark. */
+export async function runFresh(
+  request: MergeJobRequest,
+  store: JobStore,
+  volumes?: { top: Volume; base: Volume },
+  previous?: JournalWriter,
+  resumed?: MergeOutcome['resumed'],
+): Promise<MergeOutcome> {
+  let planned: { inspection: Inspection; plan: MergePlan };
+  try {
+    planned = await planAnnounced(request, volumes);
+  } catch (thrown) {
+    if (previous) throw await recordFailure(previous, thrown);
+    throw missingMeansDeleted(thrown, request);
+  }
+  const { inspection, plan } = planned;
+  const journalVolumes = { top: journalVolume(inspection.top), base: journalVolume(inspection.base) };
+  const journalRequest = durableRequest(request, (path) => resolvePath(path));
+  let writer = previous;
+  if (writer) {
+    await writer.update((j) => {
+      j.request = journalRequest;
+      j.volumes = journalVolumes;
+      j.plan = plan;
+    });
+  } else {
+    const created: Journal = {
+      version: 1,
+      jobId: request.jobId,
+      state: 'running',
+      createdAt: now(),
+      updatedAt: now(),
+      attempt: 1,
+      pid: process.pid,
+      request: journalRequest,
+      volumes: journalVolumes,
+      plan,
+      steps: {},
+    };
+    writer = new JournalWriter(store, created);
+    await writer.update(() => undefined);
+  }
+  return executeJob(request, writer, { inspection, volumes: { top: inspection.top, base: inspection.base } }, resumed);
+}

@@ -1,0 +1,36 @@
+// What a merge job is asked (the merge request plus where its state lives and whom to tell), and how it ended.
+import type { MergePlan } from '../merge/plan.js';
+import type { MergeRequest } from '../merge/request.js';
+
+/** A merge request as a job: its id, its state folder, and the caller's callbacks. */
+export interface MergeJobRequest extends MergeRequest {
+  /** Identifies the job (agent job id, or one made up by the CLI): letters, digits, '.', '_', '-'. */
+  jobId: string;
+  /** Folder for journals and bitmap backups (STATE_DIR/jobs/JOB_ID/); a chain on a shared VG keeps them in an LV of that VG instead. */
+  stateDir: string;
+  /** Inspect, measure and plan only; change nothing. */
+  dryRun?: boolean;
+  /**
+   * The caller saw both volumes when it accepted the job (the agent, for a job that waited as pending): a volume
+   * missing now ends the job with 'volume-deleted' instead of 'not-found'.
+   */
+  volumesValidated?: boolean;
+  /** Called once the plan is known (before any change). */
+  onPlan?: (plan: MergePlan) => void;
+  /** Called when a step starts ('inspect' first); steps a resumed job had finished are not announced. */
+  onStep?: (step: string) => void;
+  /** Commit progress, 0 to 100. */
+  onProgress?: (percent: number) => void;
+  /** Aborts the merge: before the commit nothing has changed; during it qemu-img is stopped. */
+  signal?: AbortSignal;
+}
+
+/** How a merge ended when it did not throw. */
+export interface MergeOutcome {
+  status: 'done' | 'planned';
+  plan: MergePlan;
+  /** Set when the run finished (or, in a dry run, would finish) a merge that an earlier run left unfinished. */
+  resumed?: { jobId: string; fromStep: string };
+  /** Where base's image ends after the merge (qemu-img check's image-end-offset); null for a raw base; absent in a dry run. */
+  usedSize?: number | null;
+}

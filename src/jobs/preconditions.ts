@@ -1,0 +1,49 @@
+// What must hold before a merge of a chain starts (or is planned): no volume carries a mark that the job store cannot
+// explain, and neither volume was retired by an earlier merge. Checked the same way for dry and real runs.
+import type { JobStore } from '../engine/store.js';
+import { VolmergeError } from '../errors.js';
+import { markHolderFor, readMark } from '../storage/marks.js';
+import type { Volume } from '../storage/volume.js';
+
+/** Refuses a volume that carries a mid-merge mark this store cannot explain. */
+export async function refuseIfMarked(volume: Volume, role: 'top' | 'base', store: JobStore): Promise<void> {
+  const { stateDir } = store;
+  const mark = await readMark(markHolderFor(volume, stateDir));
+  if (!mark) return;
+  if (role === 'top') {
+    throw new VolmergeError('mid-merge', `top ${volume.path} is itself mid-merge into its own base (job ${mark.jobId}, ${mark.where}); finish that merge first`);
+  }
+  const elsewhere = mark.stateDir && mark.stateDir !== stateDir ? `; its journal may be in ${mark.stateDir} (set VOLMERGE_STATE_DIR or --state-dir to it)` : '';
+  throw new VolmergeError(
+    'needs-attention',
+    `base ${volume.path} is marked mid-merge by job ${mark.jobId} (${mark.where}) but ${store.describe()} holds no unfinished journal of it${elsewhere}; ` +
+      'it may hold part of a merge: see "Crash safety" in the README before using it',
+  );
+}
+
+/** Refuses a merge of a volume that an earlier merge retired: merging it again would write stale data into base. */
+export async function refuseIfRetired(volume: Volume, role: 'top' | 'base', stateDir: string): Promise<void> {
+  const mark = await readMark(markHolderFor(volume, stateDir, 'retired'));
+  if (!mark) return;
+  const remove = volume.lv ? `lvremove ${volume.lv.vg}/${volume.lv.name}` : `rm ${volume.path}`;
+  throw new VolmergeError(
+    'volume-retired',
+    `${role} ${volume.path} was merged into its base and retired by job ${mark.jobId} (${mark.where}): nothing may use it any more; ` +
+      `once you are sure nothing does, remove it (${remove})`,
+  );
+}
+
+/**
+ * The checks of a new merge (no unfinished job of the chain was found): base carries no unexplained mark, top is not
+ * itself mid-merge, neither is retired. Volumes not given (not resolvable yet) are left to the planning's own errors.
+ */
+export async function checkPreconditions(volumes: { top?: Volume | undefined; base?: Volume | undefined }, store: JobStore): Promise<void> {
+  if (volumes.base) {
+    await refuseIfMarked(volumes.base, 'base', store);
+    await refuseIfRetired(volumes.base, 'base', store.stateDir);
+  }
+  if (volumes.top) {
+    await refuseIfMarked(volumes.top, 'top', store);
+    await refuseIfRetired(volumes.top, 'top', store.stateDir);
+  }
+}

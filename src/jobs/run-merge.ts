@@ -1,0 +1,63 @@
+// The entry point of a merge that the CLI, the agent and start-up recovery share: the chain is held (withChain), an
+// unfinished merge of it is finished instead of starting over, and a new one is checked, planned and run.
+import type { JobStore } from '../engine/store.js';
+import { assertJobId } from '../engine/journal.js';
+import { VolmergeError } from '../errors.js';
+import { log } from '../log.js';
+import { resolveChainVolumes } from '../merge/inspect.js';
+import { resolveVolume, type Volume } from '../storage/volume.js';
+import { resolveJobBase, withChain } from './chain.js';
+import { missingMeansDeleted } from './failure.js';
+import { planAnnounced, runFresh } from './fresh-run.js';
+import type { MergeJobRequest, MergeOutcome } from './job-request.js';
+import { checkPreconditions } from './preconditions.js';
+import { resume } from './resume.js';
+import { findUnfinishedJob, nextStep, type UnfinishedJob } from './unfinished.js';
+
+/** Top and base resolved for a new merge (refusing two paths to one volume); failures as the planning reports them. */
+async function resolveBoth(request: MergeJobRequest): Promise<{ top: Volume; base: Volume }> {
+  try {
+    return await resolveChainVolumes(request.top, request.base);
+  } catch (thrown) {
+    throw missingMeansDeleted(thrown, request);
+  }
+}
+
+/** A dry run: the plan, or, for a chain with an unfinished merge, that merge's plan and where it would resume. */
+async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeOutcome> {
+  let unfinished: UnfinishedJob | undefined;
+  try {
+    unfinished = await findUnfinishedJob(store, (await resolveVolume(request.base, 'base')).identity);
+  } catch (error) {
+    if (error instanceof VolmergeError && error.code === 'locked-by-other-host') throw error;
+    log.debug(`dry run: no unfinished job looked up: ${(error as Error).message}`);
+  }
+  if (unfinished) {
+    const { journal } = unfinished;
+    request.onPlan?.(journal.plan);
+    return { status: 'planned', plan: journal.plan, resumed: { jobId: journal.jobId, fromStep: nextStep(journal) } };
+  }
+  const volumes = await resolveBoth(request);
+  await checkPreconditions(volumes, store);
+  return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
+}
+
+/** Under the chain's lock: finishes the chain's unfinished merge, or checks and runs a new one. */
+async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase: Volume | undefined): Promise<MergeOutcome> {
+  const base = lockedBase ?? (await resolveJobBase(request));
+  const unfinished = await findUnfinishedJob(store, base.identity);
+  if (unfinished) return resume(request, store, unfinished, base);
+  const volumes = await resolveBoth(request);
+  await checkPreconditions(volumes, store);
+  return runFresh(request, store, volumes);
+}
+
+/**
+ * Runs a merge as a job: refuses at once ('busy', naming the holder) when another merge holds the chain's lock, and
+ * ('locked-by-other-host') when another host of a shared VG holds a volume; finishes an unfinished merge of the same
+ * chain instead of starting over; journals every step where recovery will look for it.
+ */
+export async function runMergeJob(request: MergeJobRequest): Promise<MergeOutcome> {
+  assertJobId(request.jobId);
+  return withChain(request, ({ store, base }) => (request.dryRun ? dryRun(request, store) : mergeLocked(request, store, base)));
+}

@@ -1,0 +1,33 @@
+// The one request of a merge: what the CLI, the agent and start-up recovery hand to the core, and what the journal keeps.
+
+/** What to merge and how. */
+export interface MergeRequest {
+  top: string;
+  base: string;
+  /** Free room added to the needed size (bytes); also left in a shrunk base that is now the leaf. */
+  leafRoom?: number;
+  /** Top's child (internal merge): rebased onto base once the merge is verified, with top retired first. */
+  child?: string;
+  /** Remove top once the merge is verified and nothing is backed by it any more. */
+  removeTop?: boolean;
+  /** Shrink the base LV to what the merged image uses (image-end-offset), in whole extents. */
+  shrink?: boolean;
+  /** Drop top's bitmaps that base lacks instead of carrying them (vdsm's merge_bitmaps=false; needed for a raw base). */
+  dropBitmaps?: boolean;
+  /** Commit rate limit in bytes per second (tests only). */
+  rateLimit?: number;
+}
+
+/** The request as the journal keeps it: paths made absolute, leaf room explicit, nothing that is off. */
+export function durableRequest(request: MergeRequest, absolute: (path: string) => string): MergeRequest & { leafRoom: number } {
+  return {
+    top: absolute(request.top),
+    base: absolute(request.base),
+    leafRoom: request.leafRoom ?? 0,
+    ...(request.child ? { child: absolute(request.child) } : {}),
+    ...(request.removeTop ? { removeTop: true } : {}),
+    ...(request.shrink ? { shrink: true } : {}),
+    ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+    ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
+  };
+}
