@@ -69,7 +69,7 @@ export function assertLvInImage(lv: LvFacts, imgId: string, role: string): void 
   const imageTags = lv.tags.filter((t) => t.startsWith(IMAGE_TAG_PREFIX));
   if (imageTags.length === 0 || imageTags.includes(`${IMAGE_TAG_PREFIX}${imgId}`)) return;
   throw new VolmergeError(
-    'bad-chain',
+    'not-in-image',
     `${role} volume ${lv.vg}/${lv.name} belongs to image ${imageTags.map((t) => t.slice(IMAGE_TAG_PREFIX.length)).join(', ')}, not ${imgId}; check img_id`,
   );
 }

@@ -44,6 +44,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       log.info(`job ${job.id} ${job.status}`, {
         job: job.id,
         status: job.status,
+        ...(job.cliJobId ? { cliJobId: job.cliJobId } : {}),
         ...(job.step ? { step: job.step } : {}),
         ...(job.error ? { error: job.error } : {}),
       }),

@@ -52,7 +52,7 @@ describe('agent: refusals', function () {
     await agent.client.result('SDM.merge', mergeParams(other, DUPLICATE_ID));
     await agent.finished(DUPLICATE_ID);
     const reply = await agent.client.call('SDM.merge', mergeParams(chain, DUPLICATE_ID));
-    expect(reply).to.have.nested.property('error.code', 101);
+    expect(reply).to.have.nested.property('error.code', 69);
     expect(reply).to.have.nested.property('error.data.name', 'job-exists');
     expect(reply).to.have.nested.property('error.message').that.contains(DUPLICATE_ID);
   });
@@ -83,7 +83,7 @@ describe('agent: refusals', function () {
 
   it('refuses a base_generation that base is not at, with a mismatch error', async () => {
     const reply = await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_generation: 3 }));
-    expect(reply).to.have.nested.property('error.code', 106);
+    expect(reply).to.have.nested.property('error.code', 911);
     expect(reply).to.have.nested.property('error.data.name', 'generation-mismatch');
     expect(reply).to.have.nested.property('error.message').that.contains('is at generation 0, not 3');
   });
@@ -91,8 +91,8 @@ describe('agent: refusals', function () {
   it('refuses volumes that are not there, merge_bitmaps=false, and unknown jobs', async () => {
     expect(await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_id: randomUUID() }))).to.have.nested.property('error.data.name', 'not-found');
     expect(await agent.client.call('SDM.merge', { ...mergeParams(chain), merge_bitmaps: false })).to.have.nested.property('error.data.name', 'unsupported');
-    expect(await agent.client.call('Job.abort', { job_id: randomUUID() })).to.have.nested.property('error.code', 102);
-    expect(await agent.client.call('Job.delete', { job_id: randomUUID() })).to.have.nested.property('error.code', 102);
+    expect(await agent.client.call('Job.abort', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
+    expect(await agent.client.call('Job.delete', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
   });
 
   it('answers unknown methods with -32601 and bad envelopes with -32600', async () => {

@@ -78,7 +78,7 @@ describe('agent address resolution', () => {
     await resolveBlockSubchain(info({ sd_id: 'vgA' }), foreign.readLv).then(
       () => expect.fail('resolved'),
       (error: VolmergeError) => {
-        expect(error.code).to.equal('bad-chain');
+        expect(error.code).to.equal('not-in-image');
         expect(error.message).to.contain(`base volume vgA/base-vol belongs to image ${OTHER_IMG}, not ${IMG}`);
       },
     );

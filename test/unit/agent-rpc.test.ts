@@ -105,7 +105,7 @@ describe('agent JSON-RPC handling', () => {
 
   it('maps volmerge errors to application codes with their name, usage to -32602, anything else to -32603', async () => {
     const call = (id: string): Promise<unknown> => answer(JSON.stringify({ jsonrpc: '2.0', method: 'Job.abort', params: { job_id: id }, id: 1 }));
-    expect(await call('00000000-0000-0000-0000-000000000000')).to.deep.include({ error: { code: 102, message: 'no job 0', data: { name: 'no-such-job' } } });
+    expect(await call('00000000-0000-0000-0000-000000000000')).to.deep.include({ error: { code: 66, message: 'no job 0', data: { name: 'no-such-job' } } });
     expect(await call('00000000-0000-0000-0000-000000000001')).to.have.nested.property('error.code', -32602);
     expect(await call('00000000-0000-0000-0000-000000000002')).to.have.nested.property('error.code', -32603);
   });
