@@ -1,4 +1,4 @@
-// The agent's JSON-RPC methods: SDM.merge, Host.getJobs and Host.ping as vdsm's; Job.abort
+// The agent's JSON-RPC methods: SDM.merge, Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
 // and Job.delete as extensions. Job ids may be given as a command-line merge's journal id (cli-PID-MS) too.
 import { VolmergeError } from '../errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
@@ -8,6 +8,8 @@ import { findImageChild } from './image-child.js';
 import { mergeWork } from './merge-work.js';
 import { tableJobId } from './job-ids.js';
 import { jobStatusView, MERGE_JOB, type JobStatusView } from './job-view.js';
+import { volumeInfoParams } from './volume-params.js';
+import { volumeInfo } from './volume-info.js';
 import type { MethodTable } from './rpc.js';
 
 /** What the methods work with. */
@@ -90,6 +92,14 @@ export function agentMethods(services: AgentServices): MethodTable {
     'Host.ping': {
       paramsSchema: 'rpc-params-host-ping.schema.json',
       handler: async () => ({ name: 'volmerge', version: services.version }),
+    },
+    'Host.ping2': {
+      paramsSchema: 'rpc-params-host-ping2.schema.json',
+      handler: async () => true,
+    },
+    'Volume.getInfo': {
+      paramsSchema: 'rpc-params-volume-get-info.schema.json',
+      handler: async (raw) => volumeInfo(volumeInfoParams(raw), services),
     },
   };
 }

@@ -139,5 +139,8 @@ describe('agent job view (vdsm HostJobInfo)', () => {
     expect(JSON.parse(await call('Job.delete', { job_id: CLI_ID }))).to.have.property('result', true);
     expect(registry.get(cliUuid)).to.equal(undefined);
     expect(JSON.parse(await call('Job.delete', { job_id: CLI_ID }))).to.have.nested.property('error.code', 66);
+    const ping2 = JSON.parse(await call('Host.ping2', {})) as { result: unknown };
+    expect(validatorFor('rpc-result-host-ping2.schema.json')(ping2.result)).to.equal(true);
+    expect(ping2.result).to.equal(true);
   });
 });
