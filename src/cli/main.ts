@@ -67,7 +67,8 @@ async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 110))
     .epilogue('Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error.')
     .fail((message, error) => {
-      if (error) throw error;
+      // A command's own failure arrives without a message; a failed option check (thrown in a builder's check) with one.
+      if (error && !message) throw error;
       console.error(`volmerge: ${message}\nRun volmerge --help for usage.`);
       process.exit(EXIT_USAGE);
     })
