@@ -1,7 +1,7 @@
 // JSON-RPC 2.0 handling of one body: parse and envelope errors, methods, params checked by schema, notifications, batches.
 import { expect } from 'chai';
 import { handleBody, type MethodTable } from '../../src/agent/rpc.js';
-import { hasBearerToken } from '../../src/agent/server.js';
+import { hasBearerToken } from '../../src/agent/http-routes.js';
 import { VolmergeError } from '../../src/errors.js';
 import { log } from '../../src/log.js';
 
