@@ -3,6 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { log } from '../log.js';
 import { JobRegistry } from '../jobs/registry.js';
 import { readLv } from '../storage/lvm.js';
+import { EventHub } from './events.js';
+import { jobStatusView } from './job-view.js';
 import { agentMethods } from './methods.js';
 import { recoverIntoRegistry } from './recovery-hook.js';
 import { handleBody } from './rpc.js';
@@ -38,17 +40,20 @@ export interface RunningAgent {
 /** Starts the agent and resolves once it serves. */
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  const events = new EventHub();
   const registry = new JobRegistry({
     maxJobs: options.maxJobs,
     finishedTtlMs: options.jobTtlSeconds * 1000,
-    onTransition: (job) =>
+    onTransition: (job) => {
       log.info(`job ${job.id} ${job.status}`, {
         job: job.id,
         status: job.status,
         ...(job.cliJobId ? { cliJobId: job.cliJobId } : {}),
         ...(job.step ? { step: job.step } : {}),
         ...(job.error ? { error: job.error } : {}),
-      }),
+      });
+      events.publish(jobStatusView(job));
+    },
   });
 
   // RECOVERY (issue 5): before serving, merges that a crash left unfinished in the state dir become jobs of this table.
@@ -74,6 +79,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
     handle: (body) => handleBody(body, methods),
+    events,
   });
   if (options.commitRateLimit) log.warn(`TEST-ONLY setting: every commit is slowed to ${options.commitRateLimit} bytes/s (VOLMERGE_TEST_COMMIT_RATE)`);
   log.info('agent serving', {

@@ -1,8 +1,9 @@
-// The agent's HTTP routes, the same on every listener: POST /rpc (JSON-RPC), behind the bearer token when the listener
-// has one.
+// The agent's HTTP routes, the same on every listener: POST /rpc (JSON-RPC) and GET /events (job events), each behind
+// the bearer token when the listener has one.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../log.js';
+import type { EventHub } from './events.js';
 import { rpcError, RPC } from './rpc-errors.js';
 
 /** Requests with a bigger body are refused (HTTP 413, JSON-RPC -32600). */
@@ -14,6 +15,7 @@ const DRAIN_LIMIT_FACTOR = 16;
 export interface RouteOptions {
   /** Handles one JSON-RPC body; returns the response text, or undefined for no response (notifications). */
   handle: (body: string) => Promise<string | undefined>;
+  events: EventHub;
   maxBodyBytes?: number;
 }
 
@@ -71,16 +73,18 @@ export function requestHandler(options: RouteOptions, token: string | undefined)
       return;
     }
     const path = (req.url ?? '').split('?')[0];
-    if (path !== '/rpc') {
+    const verb = path === '/rpc' ? 'POST' : path === '/events' ? 'GET' : undefined;
+    if (verb === undefined) {
       req.resume();
-      sendError(res, 404, RPC.invalidRequest, `Invalid Request: the agent serves POST /rpc only, not ${(req.url ?? '').slice(0, 100)}`);
+      sendError(res, 404, RPC.invalidRequest, `Invalid Request: the agent serves POST /rpc and GET /events only, not ${(req.url ?? '').slice(0, 100)}`);
       return;
     }
-    if (req.method !== 'POST') {
+    if (req.method !== verb) {
       req.resume();
-      sendError(res, 405, RPC.invalidRequest, `Invalid Request: use POST /rpc, not ${req.method ?? '?'}`, { Allow: 'POST' });
+      sendError(res, 405, RPC.invalidRequest, `Invalid Request: use ${verb} ${path}, not ${req.method ?? '?'}`, { Allow: verb });
       return;
     }
-    serveRpc(req, res, options);
+    if (path === '/events') options.events.attach(req, res);
+    else serveRpc(req, res, options);
   };
 }

@@ -7,6 +7,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
+import { EventHub } from './events.js';
 import { requestHandler } from './http-routes.js';
 import { MIN_TLS_VERSION, type TlsMaterial } from './tls.js';
 
@@ -24,13 +25,15 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Handles one body; returns the response text, or undefined for no response (notifications). */
   handle: (body: string) => Promise<string | undefined>;
+  /** The job event streams of GET /events (a new hub when not given). */
+  events?: EventHub;
 }
 
 /** The running listeners. */
 export interface Listeners {
   /** The TLS address actually bound (port 0 picks one). */
   tlsAddress?: { host: string; port: number };
-  /** Stops accepting, ends idle connections, waits for requests in flight, removes the socket file. */
+  /** Stops accepting, ends event streams and idle connections, waits for requests in flight, removes the socket file. */
   close(): Promise<void>;
 }
 
@@ -95,7 +98,8 @@ function tlsServer(tls: TlsListen, routes: Parameters<typeof requestHandler>[0])
 
 /** Starts the unix-socket listener (and TLS when asked); the socket file is created with mode 0600. */
 export async function serve(options: ServeOptions): Promise<Listeners> {
-  const routes = { handle: options.handle, ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}) };
+  const events = options.events ?? new EventHub();
+  const routes = { handle: options.handle, events, ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}) };
   await mkdir(dirname(options.socketPath), { recursive: true, mode: 0o755 });
   await clearSocketPath(options.socketPath);
   const unixServer = createServer(requestHandler(routes, undefined));
@@ -124,7 +128,9 @@ export async function serve(options: ServeOptions): Promise<Listeners> {
   return {
     ...(tlsAddress ? { tlsAddress } : {}),
     close: async () => {
-      await Promise.all(servers.map(closeServer));
+      const closing = servers.map(closeServer);
+      events.close();
+      await Promise.all(closing);
       await unlink(options.socketPath).catch(() => undefined);
     },
   };

@@ -171,6 +171,7 @@ describe('agent: refusals', function () {
         req.end();
       });
     expect(await status('GET', '/rpc')).to.equal(405);
+    expect(await status('POST', '/events')).to.equal(405);
     expect(await status('POST', '/other')).to.equal(404);
   });
 });
