@@ -9,7 +9,7 @@ import type { AgentArgs } from './agent-command.js';
 import type { JobsArgs } from './jobs-command.js';
 import type { CallArgs } from './call-command.js';
 import type { StatusArgs } from './status-command.js';
-// Further commands (agent, jobs, call, status) register below, each in a file of its own.
+// Further commands (agent, jobs, call, status) register below, each in a file of its own; `completion` is yargs' own.
 
 const EXIT_USAGE = 2;
 
@@ -59,6 +59,7 @@ async function main(argv: string[]): Promise<void> {
         exitCode = await (await import('./status-command.js')).statusHandler(args);
       },
     )
+    .completion('completion', 'Print a bash completion script (volmerge completion >> ~/.bashrc; zsh: bashcompinit first)')
     .demandCommand(1, 'Name a command; see volmerge --help')
     .strict()
     .help()
