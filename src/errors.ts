@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'not-found'
   | 'not-qcow2'
   | 'bad-chain'
+  | 'not-in-image'
   | 'bitmap-in-use'
   | 'too-small'
   | 'no-space'

@@ -49,19 +49,38 @@ async function isFileDomain(context: AddressContext, sdId: string): Promise<bool
   }
 }
 
+/** vdsm's address of one volume: domain, image and volume id. */
+export interface VolumeAddress {
+  sd_id: string;
+  img_id: string;
+  vol_id: string;
+}
+
+/** One volume found at its address: its path, and where its generation is kept (the LV's facts on a block domain). */
+export interface ResolvedVolume {
+  domain: 'file' | 'block';
+  path: string;
+  generation: GenerationHolder;
+  lv?: LvFacts;
+}
+
+/** The path of a file-domain volume, <root>/<sd_id>/images/<img_id>/<vol_id>; it must be a regular file. */
+async function fileVolumePath(root: string, address: VolumeAddress, role: string): Promise<string> {
+  const path = join(root, address.sd_id, 'images', address.img_id, address.vol_id);
+  try {
+    if (!(await stat(path)).isFile()) throw new Error('not a regular file');
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (error as Error).message;
+    throw new VolmergeError('not-found', `${role} volume ${address.vol_id} of image ${address.img_id} on domain ${address.sd_id}: ${path} ${why}`);
+  }
+  return path;
+}
+
 /** The file-domain paths of a subchain: <root>/<sd_id>/images/<img_id>/<vol_id>; both volumes must exist. */
 export async function resolveFileSubchain(root: string, info: SubchainInfo): Promise<ResolvedSubchain> {
-  const imageDir = join(root, info.sd_id, 'images', info.img_id);
-  const paths = { top: join(imageDir, info.top_id), base: join(imageDir, info.base_id) };
-  for (const role of ['top', 'base'] as const) {
-    try {
-      if (!(await stat(paths[role])).isFile()) throw new Error('not a regular file');
-    } catch (error) {
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (error as Error).message;
-      throw new VolmergeError('not-found', `${role} volume ${info[`${role}_id`]} of image ${info.img_id} on domain ${info.sd_id}: ${paths[role]} ${why}`);
-    }
-  }
-  return { domain: 'file', ...paths, generation: { kind: 'file', path: paths.base } };
+  const top = await fileVolumePath(root, { sd_id: info.sd_id, img_id: info.img_id, vol_id: info.top_id }, 'top');
+  const base = await fileVolumePath(root, { sd_id: info.sd_id, img_id: info.img_id, vol_id: info.base_id }, 'base');
+  return { domain: 'file', top, base, generation: { kind: 'file', path: base } };
 }
 
 /** Checks vdsm's IU_<img_id> tag of an LV: an LV tagged with another image is refused; an LV without one is accepted. */
@@ -69,7 +88,7 @@ export function assertLvInImage(lv: LvFacts, imgId: string, role: string): void 
   const imageTags = lv.tags.filter((t) => t.startsWith(IMAGE_TAG_PREFIX));
   if (imageTags.length === 0 || imageTags.includes(`${IMAGE_TAG_PREFIX}${imgId}`)) return;
   throw new VolmergeError(
-    'bad-chain',
+    'not-in-image',
     `${role} volume ${lv.vg}/${lv.name} belongs to image ${imageTags.map((t) => t.slice(IMAGE_TAG_PREFIX.length)).join(', ')}, not ${imgId}; check img_id`,
   );
 }
@@ -94,4 +113,19 @@ export async function resolveSubchain(info: SubchainInfo, context: AddressContex
   if (info.top_id === info.base_id) throw new VolmergeError('bad-chain', `top_id and base_id are both ${info.top_id}; base must be the volume below top`);
   if (context.fileDomains && (await isFileDomain(context, info.sd_id))) return resolveFileSubchain(context.fileDomains, info);
   return resolveBlockSubchain(info, context.readLv);
+}
+
+/** Resolves one volume as SDM.merge resolves top and base (same id rules, same domains); an LV must be active here. */
+export async function resolveVolumeAddress(address: VolumeAddress, context: AddressContext): Promise<ResolvedVolume> {
+  for (const key of ['sd_id', 'img_id', 'vol_id'] as const) assertSafeId(key, address[key]);
+  if (context.fileDomains && (await isFileDomain(context, address.sd_id))) {
+    const path = await fileVolumePath(context.fileDomains, address, 'the');
+    return { domain: 'file', path, generation: { kind: 'file', path } };
+  }
+  const lv = await context.readLv(address.sd_id, address.vol_id);
+  assertLvInImage(lv, address.img_id, 'the');
+  if (lv.activeLocally === false) {
+    throw new VolmergeError('not-found', `volume ${lv.vg}/${lv.name} is not active on this host; activate it (lvchange -ay ${lv.vg}/${lv.name}) to read its header`);
+  }
+  return { domain: 'block', path: `/dev/${lv.vg}/${lv.name}`, generation: { kind: 'lv', vg: lv.vg, lv: lv.name }, lv };
 }

@@ -3,10 +3,12 @@ import { mkdir } from 'node:fs/promises';
 import { log } from '../log.js';
 import { JobRegistry } from './registry.js';
 import { readLv } from '../storage/lvm.js';
+import { EventHub } from './events.js';
+import { jobStatusView } from './job-view.js';
 import { agentMethods } from './methods.js';
 import { recoverIntoRegistry } from './recovery-hook.js';
 import { handleBody } from './rpc.js';
-import { serve } from './server.js';
+import { serve, type TlsListen } from './server.js';
 
 /** How to run the agent (the CLI's options, parsed). */
 export interface AgentOptions {
@@ -16,7 +18,8 @@ export interface AgentOptions {
   maxJobs: number;
   jobTtlSeconds: number;
   stopTimeoutSeconds: number;
-  tcp?: { host: string; port: number; token: string };
+  /** The TCP listener: TLS with client certificates (and a bearer token on top, when given). */
+  tls?: TlsListen;
   maxBodyBytes?: number;
   /** Test-only commit rate limit (VOLMERGE_TEST_COMMIT_RATE). */
   commitRateLimit?: number;
@@ -27,7 +30,7 @@ export interface AgentOptions {
 
 /** A running agent. */
 export interface RunningAgent {
-  tcpAddress?: { host: string; port: number };
+  tlsAddress?: { host: string; port: number };
   /** Stops listening, lets running merges finish (up to the stop timeout, then interrupts them), and resolves when all is quiet. */
   stop(reason: string): Promise<void>;
   /** Resolves once the agent has stopped. */
@@ -37,16 +40,20 @@ export interface RunningAgent {
 /** Starts the agent and resolves once it serves. */
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  const events = new EventHub();
   const registry = new JobRegistry({
     maxJobs: options.maxJobs,
     finishedTtlMs: options.jobTtlSeconds * 1000,
-    onTransition: (job) =>
+    onTransition: (job) => {
       log.info(`job ${job.id} ${job.status}`, {
         job: job.id,
         status: job.status,
+        ...(job.cliJobId ? { cliJobId: job.cliJobId } : {}),
         ...(job.step ? { step: job.step } : {}),
         ...(job.error ? { error: job.error } : {}),
-      }),
+      });
+      events.publish(jobStatusView(job));
+    },
   });
 
   // Before serving: merges that a crash left unfinished in the state dir become jobs of this table.
@@ -69,14 +76,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const listeners = await serve({
     socketPath: options.socketPath,
-    ...(options.tcp ? { tcp: options.tcp } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
     ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
     handle: (body) => handleBody(body, methods),
+    events,
   });
   if (options.commitRateLimit) log.warn(`TEST-ONLY setting: every commit is slowed to ${options.commitRateLimit} bytes/s (VOLMERGE_TEST_COMMIT_RATE)`);
   log.info('agent serving', {
     socket: options.socketPath,
-    ...(listeners.tcpAddress ? { tcp: `${listeners.tcpAddress.host}:${listeners.tcpAddress.port}` } : {}),
+    ...(listeners.tlsAddress ? { tls: `${listeners.tlsAddress.host}:${listeners.tlsAddress.port}`, token: options.tls?.token !== undefined } : {}),
     stateDir: options.stateDir,
     fileDomains: options.fileDomains ?? null,
     maxJobs: options.maxJobs,
@@ -101,5 +109,5 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     })();
     return stopping;
   };
-  return { ...(listeners.tcpAddress ? { tcpAddress: listeners.tcpAddress } : {}), stop, stopped };
+  return { ...(listeners.tlsAddress ? { tlsAddress: listeners.tlsAddress } : {}), stop, stopped };
 }

@@ -1,11 +1,14 @@
-// A JSON-RPC client of the agent over node:http, on its unix socket or on TCP with a bearer token.
-import { Agent, request } from 'node:http';
+// A JSON-RPC client of the agent: over node:http on its unix socket, or over node:https on TCP with a client certificate
+// (and a bearer token, when the agent asks for one).
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as TlsAgent, request as tlsRequest } from 'node:https';
 import { VolmergeError } from '../errors.js';
 import { describeErrors, validatorFor } from '../schema.js';
 import type { RpcResponse } from './rpc.js';
+import { MIN_TLS_VERSION, type TlsMaterial } from './tls.js';
 
-/** Where the agent is. */
-export type RpcTarget = { socketPath: string } | { host: string; port: number; token?: string };
+/** Where the agent is: its unix socket, or its TLS listener (this client's certificate and key, and the CA of the agent's). */
+export type RpcTarget = { socketPath: string } | { host: string; port: number; tls: TlsMaterial; token?: string };
 
 /** What the HTTP exchange returned. */
 export interface HttpReply {
@@ -17,26 +20,33 @@ export interface HttpReply {
 export class RpcClient {
   // With a timeout set, node drops an idle pooled connection a second before the server's Keep-Alive timeout, so a request
   // is never sent on a connection that the server is closing (which would fail with ECONNRESET).
-  private readonly pool = new Agent({ keepAlive: true, maxSockets: 4, timeout: 60_000 });
+  private readonly pool: Agent;
   private nextId = 1;
   constructor(
     private readonly target: RpcTarget,
     private readonly timeoutMs = 30_000,
-  ) {}
+  ) {
+    const pooling = { keepAlive: true, maxSockets: 4, timeout: 60_000 };
+    this.pool = 'tls' in target ? new TlsAgent({ ...pooling, ...target.tls, minVersion: MIN_TLS_VERSION }) : new Agent(pooling);
+  }
+
+  /** Starts an HTTP request to the agent (https on TCP), on the pooled connections. */
+  request(options: RequestOptions, onResponse: (res: IncomingMessage) => void): ClientRequest {
+    const where = 'socketPath' in this.target ? { socketPath: this.target.socketPath } : { host: this.target.host, port: this.target.port };
+    const auth = 'token' in this.target && this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {};
+    const full = { ...where, agent: this.pool, ...options, headers: { ...auth, ...options.headers } };
+    return 'tls' in this.target ? tlsRequest(full, onResponse) : request(full, onResponse);
+  }
 
   /** Sends a raw body to POST /rpc and returns the HTTP status and body as they are. */
   async post(body: string | Buffer, headers: Record<string, string> = {}): Promise<HttpReply> {
-    const where = 'socketPath' in this.target ? { socketPath: this.target.socketPath } : { host: this.target.host, port: this.target.port };
-    const auth = 'token' in this.target && this.target.token ? { Authorization: `Bearer ${this.target.token}` } : {};
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = this.request(
         {
-          ...where,
-          agent: this.pool,
           method: 'POST',
           path: '/rpc',
           timeout: this.timeoutMs,
-          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...auth, ...headers },
+          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers },
         },
         (res) => {
           const chunks: Buffer[] = [];

@@ -1,12 +1,15 @@
-// The agent's JSON-RPC methods: SDM.merge, Host.getJobs, Job.abort, Job.delete, Host.ping.
+// The agent's JSON-RPC methods: SDM.merge, Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
+// and Job.delete as extensions. Job ids may be given as a command-line merge's journal id (cli-PID-MS) too.
 import { VolmergeError } from '../errors.js';
 import type { JobRegistry } from './registry.js';
-import type { JobRecord } from './registry-types.js';
 import { assertGeneration } from '../storage/generation.js';
 import { resolveSubchain, type AddressContext, type SubchainInfo } from './address.js';
 import { findImageChild } from './image-child.js';
 import { mergeWork } from './merge-work.js';
-import { applicationCode } from './rpc-errors.js';
+import { tableJobId } from './job-ids.js';
+import { jobStatusView, MERGE_JOB, type JobStatusView } from './job-view.js';
+import { volumeInfoParams } from './volume-params.js';
+import { volumeInfo } from './volume-info.js';
 import type { MethodTable } from './rpc.js';
 
 /** What the methods work with. */
@@ -16,33 +19,6 @@ export interface AgentServices extends AddressContext {
   version: string;
   /** Test-only commit rate limit (bytes per second). */
   commitRateLimit?: number;
-}
-
-/** vdsm's type and description of a merge job. */
-export const MERGE_JOB = { jobType: 'storage', description: 'merge_subchain' } as const;
-
-/** A job as Host.getJobs shows it (rpc-job-status.schema.json). */
-export interface JobStatusView {
-  id: string;
-  job_type: 'storage';
-  description: string;
-  status: JobRecord['status'];
-  progress: number;
-  step?: string;
-  error?: { code: number; name: string; message: string };
-}
-
-/** The public view of a job record. */
-export function jobStatusView(job: JobRecord): JobStatusView {
-  return {
-    id: job.id,
-    job_type: MERGE_JOB.jobType,
-    description: job.description,
-    status: job.status,
-    progress: Math.round(job.progress * 100) / 100,
-    ...(job.step ? { step: job.step } : {}),
-    ...(job.error ? { error: { code: applicationCode(job.error.code), name: job.error.code, message: job.error.message } } : {}),
-  };
 }
 
 interface MergeParams {
@@ -95,27 +71,35 @@ export function agentMethods(services: AgentServices): MethodTable {
         const params = raw as { job_ids?: string[]; job_type?: string };
         const result: Record<string, JobStatusView> = {};
         if (params.job_type !== undefined && params.job_type !== MERGE_JOB.jobType) return result;
-        for (const job of registry.list(params.job_ids)) result[job.id] = jobStatusView(job);
+        for (const job of registry.list(params.job_ids?.map(tableJobId))) result[job.id] = jobStatusView(job);
         return result;
       },
     },
     'Job.abort': {
       paramsSchema: 'rpc-params-job-abort.schema.json',
       handler: async (raw) => {
-        registry.abort((raw as { job_id: string }).job_id);
+        registry.abort(tableJobId((raw as { job_id: string }).job_id));
         return true;
       },
     },
     'Job.delete': {
       paramsSchema: 'rpc-params-job-delete.schema.json',
       handler: async (raw) => {
-        registry.delete((raw as { job_id: string }).job_id);
+        registry.delete(tableJobId((raw as { job_id: string }).job_id));
         return true;
       },
     },
     'Host.ping': {
       paramsSchema: 'rpc-params-host-ping.schema.json',
       handler: async () => ({ name: 'volmerge', version: services.version }),
+    },
+    'Host.ping2': {
+      paramsSchema: 'rpc-params-host-ping2.schema.json',
+      handler: async () => true,
+    },
+    'Volume.getInfo': {
+      paramsSchema: 'rpc-params-volume-get-info.schema.json',
+      handler: async (raw) => volumeInfo(volumeInfoParams(raw), services),
     },
   };
 }

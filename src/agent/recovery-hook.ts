@@ -2,7 +2,8 @@
 import { log } from '../log.js';
 import type { JobRegistry } from './registry.js';
 import { recoverJobs, type RecoveredJob } from '../jobs/recovery.js';
-import { MERGE_JOB } from './methods.js';
+import { isCliJobId, tableJobId } from './job-ids.js';
+import { MERGE_JOB } from './job-view.js';
 import { resumeWork } from './merge-work.js';
 
 /** What recovery needs from the agent. */
@@ -16,13 +17,19 @@ export interface RecoveryWiring {
   retryDelayMs?: number;
 }
 
+/** The id a recovered job has in the table (a UUID), and the command-line journal id it keeps beside it. */
+function tableIds(journalJobId: string): { id: string; cliJobId?: string } {
+  return isCliJobId(journalJobId) ? { id: tableJobId(journalJobId), cliJobId: journalJobId } : { id: journalJobId };
+}
+
 function volumesOf(job: RecoveredJob): string[] {
   return [job.top, job.base].filter((v): v is string => typeof v === 'string');
 }
 
 /**
  * Runs recovery's first pass before the agent serves: resumable jobs are queued under their journal's job id (so an engine
- * polling that id sees it finish), jobs waiting on a failed query show as pending, ended ones as failed. Never throws:
+ * polling that id sees it finish; a command-line merge's cli-PID-MS id becomes a UUID, and the old id stays beside it),
+ * jobs waiting on a failed query show as pending, ended ones as failed. Never throws:
  * a recovery that cannot run is logged and the agent starts anyway.
  */
 export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<RecoveredJob[]> {
@@ -35,7 +42,7 @@ export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<Recov
         try {
           const { request } = job;
           registry.add({
-            id: job.jobId,
+            ...tableIds(job.jobId),
             description: MERGE_JOB.description,
             volumes: request.child ? [request.top, request.base, request.child] : [request.top, request.base],
             work: resumeWork({
@@ -51,7 +58,7 @@ export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<Recov
         }
       },
       onUpdate: (job) => {
-        const base = { id: job.jobId, description: MERGE_JOB.description, volumes: volumesOf(job) };
+        const base = { ...tableIds(job.jobId), description: MERGE_JOB.description, volumes: volumesOf(job) };
         if (job.state === 'waiting') registry.hold(base);
         else if (job.state === 'failed' || job.state === 'needs-attention') {
           registry.addFailed(base, job.error ?? { code: 'needs-attention', message: `job ${job.jobId} could not be recovered` });

@@ -24,6 +24,8 @@ export interface JobError {
 export interface JobRecord {
   id: string;
   description: string;
+  /** The journal id of a command-line merge that start-up recovery finishes under id (a UUID). */
+  cliJobId?: string;
   status: JobStatus;
   /** 0 to 100. */
   progress: number;
@@ -54,6 +56,8 @@ export type JobWork = (context: JobContext) => Promise<void>;
 export interface NewJob {
   id: string;
   description: string;
+  /** The journal id of a command-line merge that recovery adds under another id. */
+  cliJobId?: string;
   volumes: readonly string[];
   work: JobWork;
 }

@@ -47,14 +47,7 @@ export class JobRegistry {
     if (holder) {
       throw new VolmergeError('busy', `job ${job.id}: ${holder.volume} is in use by job ${holder.id} (${holder.status}); wait for it to finish`);
     }
-    const record: JobRecord = {
-      id: job.id,
-      description: job.description,
-      status: 'pending',
-      progress: 0,
-      volumes: [...job.volumes],
-      createdAt: this.now(),
-    };
+    const record = this.newRecord(job);
     this.entries.set(job.id, { record, work: job.work, controller: new AbortController() });
     this.queue.push(job.id);
     this.options.onTransition?.(copy(record));
@@ -66,7 +59,7 @@ export class JobRegistry {
   hold(job: Omit<NewJob, 'work'>): JobRecord {
     const existing = this.entries.get(job.id);
     if (existing && !(existing.held && existing.record.status === 'pending')) return copy(existing.record);
-    const record: JobRecord = { id: job.id, description: job.description, status: 'pending', progress: 0, volumes: [...job.volumes], createdAt: this.now() };
+    const record = this.newRecord(job);
     this.entries.set(job.id, { record, work: async () => undefined, controller: new AbortController(), held: true });
     this.options.onTransition?.(copy(record));
     return copy(record);
@@ -76,7 +69,7 @@ export class JobRegistry {
   addFailed(job: Omit<NewJob, 'work'>, error: JobError): JobRecord {
     const existing = this.entries.get(job.id);
     if (existing && !(existing.held && existing.record.status === 'pending')) return copy(existing.record);
-    const record: JobRecord = { id: job.id, description: job.description, status: 'pending', progress: 0, volumes: [...job.volumes], createdAt: this.now() };
+    const record = this.newRecord(job);
     const entry: Entry = existing ?? { record, work: async () => undefined, controller: new AbortController(), held: true };
     this.entries.set(job.id, entry);
     this.finish(entry, 'failed', error);
@@ -157,6 +150,18 @@ export class JobRegistry {
       await Promise.all([...this.entries.values()].map((e) => e.settled));
       await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  private newRecord(job: Omit<NewJob, 'work'>): JobRecord {
+    return {
+      id: job.id,
+      description: job.description,
+      ...(job.cliJobId ? { cliJobId: job.cliJobId } : {}),
+      status: 'pending',
+      progress: 0,
+      volumes: [...job.volumes],
+      createdAt: this.now(),
+    };
   }
 
   private require(id: string): Entry {

@@ -2,6 +2,7 @@
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { describeErrors, validatorFor } from '../schema.js';
+import { toJsonText } from './json-text.js';
 import { applicationCode, rpcError, RPC, type RpcErrorObject } from './rpc-errors.js';
 
 /** A request id as JSON-RPC allows it. */
@@ -77,7 +78,7 @@ async function dispatch(request: RequestEnvelope, id: RpcId, methods: MethodTabl
   }
 }
 
-/** Handles a whole body (one request or a batch) and returns the text to send back, or undefined when nothing is due. */
+/** Handles a whole body (one request or a batch) and returns the text to send back (floats with a decimal point), or undefined when nothing is due. */
 export async function handleBody(body: string, methods: MethodTable): Promise<string | undefined> {
   let parsed: unknown;
   try {
@@ -87,7 +88,7 @@ export async function handleBody(body: string, methods: MethodTable): Promise<st
   }
   if (!Array.isArray(parsed)) {
     const response = await handleRequest(parsed, methods);
-    return response ? JSON.stringify(response) : undefined;
+    return response ? toJsonText(response) : undefined;
   }
   if (parsed.length === 0) return JSON.stringify(failure(null, rpcError(RPC.invalidRequest, 'Invalid Request: an empty batch')));
   const responses: RpcResponse[] = [];
@@ -95,5 +96,5 @@ export async function handleBody(body: string, methods: MethodTable): Promise<st
     const response = await handleRequest(item, methods);
     if (response) responses.push(response);
   }
-  return responses.length > 0 ? JSON.stringify(responses) : undefined;
+  return responses.length > 0 ? toJsonText(responses) : undefined;
 }

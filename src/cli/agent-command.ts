@@ -1,4 +1,5 @@
-// `volmerge agent`: runs the host agent (JSON-RPC 2.0 over HTTP on a unix socket) until SIGTERM.
+// `volmerge agent`: runs the host agent (JSON-RPC 2.0 over HTTP on a unix socket, and on TCP with TLS and client
+// certificates when asked) until SIGTERM.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { defaultStateDir } from '../config.js';
 import { DEFAULT_JOB_TTL_SECONDS, DEFAULT_MAX_JOBS, DEFAULT_STOP_TIMEOUT_SECONDS, defaultSocketPath } from '../agent/defaults.js';
@@ -11,6 +12,9 @@ export interface AgentArgs {
   fileDomains?: string;
   maxJobs: number;
   listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
   tokenFile?: string;
   jobTtl: number;
   stopTimeout: number;
@@ -28,8 +32,11 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder for journals, locks and bitmap backups' })
     .option('file-domains', { type: 'string', describe: 'Root of the file storage domains: <DIR>/<sd_id>/images/<img_id>/<vol_id>' })
     .option('max-jobs', { type: 'number', default: DEFAULT_MAX_JOBS, describe: 'Merges that run at once; the others wait as pending' })
-    .option('listen', { type: 'string', describe: 'Also serve on TCP HOST:PORT (needs --token-file)' })
-    .option('token-file', { type: 'string', describe: 'File holding the bearer token that every TCP request must send' })
+    .option('listen', { type: 'string', describe: 'Also serve on TCP HOST:PORT, with TLS only (needs --tls-cert, --tls-key, --tls-ca)' })
+    .option('tls-cert', { type: 'string', describe: "The agent's certificate (PEM) for --listen" })
+    .option('tls-key', { type: 'string', describe: "The agent's private key (PEM) for --listen" })
+    .option('tls-ca', { type: 'string', describe: 'The CA (PEM) that must have signed every client certificate on --listen' })
+    .option('token-file', { type: 'string', describe: 'File holding a bearer token that every --listen request must send too (optional)' })
     .option('job-ttl', { type: 'number', default: DEFAULT_JOB_TTL_SECONDS, describe: 'Seconds after which finished jobs are forgotten' })
     .option('stop-timeout', { type: 'number', default: DEFAULT_STOP_TIMEOUT_SECONDS, describe: 'On SIGTERM, seconds that running merges get to finish before they are interrupted' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'Logs go to stderr as JSON lines' })
@@ -39,11 +46,16 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
       wholeNumber(args['max-jobs'], '--max-jobs', 1);
       wholeNumber(args['job-ttl'], '--job-ttl', 1);
       wholeNumber(args['stop-timeout'], '--stop-timeout', 0);
-      if (Boolean(args.listen) !== Boolean(args['token-file'])) throw new Error('--listen and --token-file go together: TCP is only served with a token');
+      const tlsFlags = ['tls-cert', 'tls-key', 'tls-ca'] as const;
+      if (args.listen && tlsFlags.some((f) => !args[f])) throw new Error('--listen needs --tls-cert, --tls-key and --tls-ca: TCP is served only with TLS and client certificates');
+      if (!args.listen && [...tlsFlags, 'token-file' as const].some((f) => args[f])) throw new Error('--tls-cert, --tls-key, --tls-ca and --token-file go with --listen');
       return true;
     })
     .example('$0 agent --socket /run/volmerge/agent.sock --file-domains /rhev/data-center/mnt', 'Serve on the unix socket only')
-    .example('$0 agent --listen 127.0.0.1:8441 --token-file /etc/volmerge/token', 'Also serve on TCP, with a bearer token') as unknown as Argv<AgentArgs>;
+    .example(
+      '$0 agent --listen 0.0.0.0:8441 --tls-cert /etc/volmerge/agent.pem --tls-key /etc/volmerge/agent.key --tls-ca /etc/volmerge/ca.pem',
+      'Also serve on TCP with TLS, for clients whose certificate the CA signed',
+    ) as unknown as Argv<AgentArgs>;
 }
 
 /** Runs the agent until SIGTERM or SIGINT; returns the exit code (0 after a clean stop, 1 when it could not start). */
@@ -55,8 +67,16 @@ export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise
   const { packageVersion, testCommitRateLimit } = await import('../agent/defaults.js');
   const { parseHostPort } = await import('../agent/client.js');
   const { readTokenFile } = await import('../agent/token.js');
+  const { readTlsMaterial } = await import('../agent/tls.js');
   try {
-    const tcp = args.listen && args.tokenFile ? { ...parseHostPort(args.listen), token: await readTokenFile(args.tokenFile) } : undefined;
+    const tls =
+      args.listen && args.tlsCert && args.tlsKey && args.tlsCa
+        ? {
+            ...parseHostPort(args.listen),
+            ...(await readTlsMaterial({ cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa })),
+            ...(args.tokenFile ? { token: await readTokenFile(args.tokenFile) } : {}),
+          }
+        : undefined;
     const rate = testCommitRateLimit();
     const agent = await startAgent({
       socketPath: args.socket,
@@ -66,7 +86,7 @@ export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise
       stopTimeoutSeconds: args.stopTimeout,
       version: packageVersion(),
       ...(args.fileDomains ? { fileDomains: args.fileDomains } : {}),
-      ...(tcp ? { tcp } : {}),
+      ...(tls ? { tls } : {}),
       ...(rate ? { commitRateLimit: rate } : {}),
     });
     // Listeners stay installed (not once): execa's exit hook re-raises a signal that no other listener handles, which would

@@ -12,8 +12,9 @@ interface JobStatus {
   id: string;
   status: string;
   progress: number;
+  aborting?: true;
   step?: string;
-  error?: { code: number; name?: string; message: string };
+  error?: { code: number; name: string; message: string };
 }
 
 /** Declares the options of `volmerge jobs`. */
@@ -26,7 +27,7 @@ export function jobsBuilder(yargs: Argv): Argv<JobsArgs> {
 /** The jobs as an aligned table, one line each. */
 export function formatJobs(jobs: readonly JobStatus[]): string {
   if (jobs.length === 0) return 'no jobs';
-  const rows = jobs.map((j) => [j.id, j.status, `${j.progress.toFixed(1)}%`, j.step ?? '-', j.error ? `${j.error.name ?? j.error.code}: ${j.error.message}` : '']);
+  const rows = jobs.map((j) => [j.id, j.aborting ? `${j.status} (aborting)` : j.status, `${j.progress.toFixed(1)}%`, j.step ?? '-', j.error ? `${j.error.name} (${j.error.code}): ${j.error.message}` : '']);
   const header = ['ID', 'STATUS', 'PROGRESS', 'STEP', 'ERROR'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>

@@ -9,7 +9,7 @@ import type { AgentArgs } from './agent-command.js';
 import type { JobsArgs } from './jobs-command.js';
 import type { CallArgs } from './call-command.js';
 import type { StatusArgs } from './status-command.js';
-// Further commands (agent, jobs, call, status) register below, each in a file of its own.
+// Further commands (agent, jobs, call, status) register below, each in a file of its own; `completion` is yargs' own.
 
 const EXIT_USAGE = 2;
 
@@ -59,6 +59,7 @@ async function main(argv: string[]): Promise<void> {
         exitCode = await (await import('./status-command.js')).statusHandler(args);
       },
     )
+    .completion('completion', 'Print a bash completion script (volmerge completion >> ~/.bashrc; zsh: bashcompinit first)')
     .demandCommand(1, 'Name a command; see volmerge --help')
     .strict()
     .help()
@@ -67,7 +68,8 @@ async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 110))
     .epilogue('Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error.')
     .fail((message, error) => {
-      if (error) throw error;
+      // A command's own failure arrives without a message; a failed option check (thrown in a builder's check) with one.
+      if (error && !message) throw error;
       console.error(`volmerge: ${message}\nRun volmerge --help for usage.`);
       process.exit(EXIT_USAGE);
     })

@@ -32,9 +32,27 @@ export function generationTag(generation: number): string {
   return `${GENERATION_TAG_PREFIX}${generation}`;
 }
 
+/** vdsm's largest generation: generations run 0..999 and wrap to 0 (vdsm keeps them in three ASCII digits). */
+export const MAX_GENERATION = 999;
+
+/** The generation after n, as vdsm counts: n + 1, and 0 after 999. */
+export function nextGeneration(generation: number): number {
+  return (generation + 1) % (MAX_GENERATION + 1);
+}
+
 function parseGeneration(text: string, source: string): number {
-  if (!/^(0|[1-9][0-9]{0,14})$/.test(text)) throw new VolmergeError('needs-attention', `${source} does not hold a generation number ("${text.slice(0, 40)}"); fix or remove it`);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(text)) {
+    throw new VolmergeError('needs-attention', `${source} does not hold a generation from 0 to ${MAX_GENERATION} ("${text.slice(0, 40)}"); fix or remove it`);
+  }
   return Number(text);
+}
+
+/** The LV tags to add and to remove to record a generation: every other generation tag goes; 0 is recorded by no tag. */
+export function generationTagChange(tags: readonly string[], generation: number): { add: string[]; remove: string[] } {
+  const wanted = generation === 0 ? undefined : generationTag(generation);
+  const remove = tags.filter((t) => t.startsWith(GENERATION_TAG_PREFIX) && t !== wanted);
+  const add = wanted && !tags.includes(wanted) ? [wanted] : [];
+  return { add, remove };
 }
 
 /** A short name for messages. */
@@ -56,24 +74,31 @@ export async function readGeneration(holder: GenerationHolder): Promise<number> 
   return parseGeneration(text.trim(), sidecar);
 }
 
+/** The error of a volume that is not at the generation a caller expected. */
+function mismatch(holder: GenerationHolder, actual: number, expected: number): VolmergeError {
+  return new VolmergeError(
+    'generation-mismatch',
+    `base ${describeHolder(holder)} is at generation ${actual}, not ${expected} as requested; it was merged or changed since: read its generation again before retrying`,
+  );
+}
+
 /** Fails with 'generation-mismatch' unless the volume is at the expected generation. */
 export async function assertGeneration(holder: GenerationHolder, expected: number): Promise<void> {
   const actual = await readGeneration(holder);
-  if (actual !== expected) {
-    throw new VolmergeError(
-      'generation-mismatch',
-      `base ${describeHolder(holder)} is at generation ${actual}, not ${expected} as requested; it was merged or changed since: read its generation again before retrying`,
-    );
-  }
+  if (actual !== expected) throw mismatch(holder, actual, expected);
 }
 
-/** Moves the generation from `expected` to expected + 1 (after a successful merge); fails with 'generation-mismatch' if it moved meanwhile. */
+/** Moves the generation from `expected` to the next one (after a successful merge; 999 wraps to 0); fails with 'generation-mismatch' if it moved meanwhile. */
 export async function bumpGeneration(holder: GenerationHolder, expected: number): Promise<number> {
-  await assertGeneration(holder, expected);
-  const next = expected + 1;
+  const next = nextGeneration(expected);
   if (holder.kind === 'lv') {
-    await changeLvTags(holder.vg, holder.lv, [generationTag(next)], expected === 0 ? [] : [generationTag(expected)]);
+    const { tags } = await readLv(holder.vg, holder.lv);
+    const actual = generationFromTags(tags, `${holder.vg}/${holder.lv}`);
+    if (actual !== expected) throw mismatch(holder, actual, expected);
+    const change = generationTagChange(tags, next);
+    await changeLvTags(holder.vg, holder.lv, change.add, change.remove);
   } else {
+    await assertGeneration(holder, expected);
     await writeSidecar(sidecarPath(holder.path), `${next}\n`);
   }
   return next;

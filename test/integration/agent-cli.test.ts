@@ -7,6 +7,7 @@ import { volmerge } from '../helpers/cli.js';
 import { sameData } from '../helpers/images.js';
 import { exists, sleep } from '../helpers/wait.js';
 import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
+import { connectArgs, pkiOf, tlsAddressOf, tlsListenArgs } from './agent-tls-harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -17,10 +18,11 @@ describe('agent: command line and lifecycle', function () {
 
   freshAgentWorkspaceEachTest((fresh) => (workspace = fresh));
 
-  it('serves on a 0600 socket; volmerge call and volmerge jobs talk to it, on the socket and on TCP with the token', async () => {
+  it('serves on a 0600 socket; volmerge call and volmerge jobs talk to it, on the socket and on TLS with the token', async () => {
     const tokenFile = join(workspace.dir, 'token');
     await writeFile(tokenFile, `${'ab'.repeat(16)}\n`, { mode: 0o600 });
-    agent = await AgentProcess.start(workspace, ['--listen', '127.0.0.1:0', '--token-file', tokenFile]);
+    const pki = await pkiOf(workspace);
+    agent = await AgentProcess.start(workspace, tlsListenArgs(pki, tokenFile));
     expect((await stat(workspace.socket)).mode & 0o777).to.equal(0o600);
     const socket = ['--socket', workspace.socket];
 
@@ -52,10 +54,12 @@ describe('agent: command line and lifecycle', function () {
     const jobs = checkAgainst<Record<string, { status: string }>>('rpc-result-host-get-jobs.schema.json', JSON.parse(json.stdout), 'volmerge jobs --json');
     expect(jobs[params.job_id]?.status).to.equal('done');
 
-    const serving = agent.logLines().find((l) => l.message === 'agent serving');
-    const overTcp = await volmerge(['jobs', '--json', '--connect', String(serving?.tcp), '--token-file', tokenFile]);
-    expect(overTcp.exitCode, overTcp.stderr).to.equal(0);
-    expect(JSON.parse(overTcp.stdout)).to.have.property(params.job_id);
+    const overTls = await volmerge(['jobs', '--json', ...connectArgs(tlsAddressOf(agent), pki), '--token-file', tokenFile]);
+    expect(overTls.exitCode, overTls.stderr).to.equal(0);
+    expect(JSON.parse(overTls.stdout)).to.have.property(params.job_id);
+    const noToken = await volmerge(['call', 'Host.ping', ...connectArgs(tlsAddressOf(agent), pki)]);
+    expect(noToken.exitCode).to.equal(1);
+    expect(JSON.parse(noToken.stdout)).to.have.property('code', -32001);
 
     const nobody = await volmerge(['jobs', '--socket', join(workspace.dir, 'nobody.sock')]);
     expect(nobody.exitCode).to.equal(1);

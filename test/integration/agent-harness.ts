@@ -17,7 +17,9 @@ export interface JobView {
   description: string;
   status: string;
   progress: number;
+  aborting?: true;
   step?: string;
+  cli_job_id?: string;
   error?: { code: number; name: string; message: string };
 }
 

@@ -5,7 +5,9 @@ import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RpcClient } from '../../src/agent/client.js';
 import { checksums } from '../helpers/cli.js';
+import type { TestPki } from '../helpers/certs.js';
 import { AgentProcess, AgentWorkspace, mergeParams, type DomainChain } from './agent-harness.js';
+import { pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from './agent-tls-harness.js';
 
 const TOKEN = 'c0ffee'.repeat(8);
 
@@ -16,15 +18,15 @@ describe('agent: refusals', function () {
   let chain: DomainChain;
   let untouched: string[];
   let tcp: { host: string; port: number };
+  let pki: TestPki;
 
   before(async () => {
     workspace = await AgentWorkspace.create();
     const tokenFile = join(workspace.dir, 'token');
     await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-    agent = await AgentProcess.start(workspace, ['--listen', '127.0.0.1:0', '--token-file', tokenFile]);
-    const serving = agent.logLines().find((l) => l.message === 'agent serving');
-    const [host, port] = String(serving?.tcp).split(':');
-    tcp = { host: host ?? '', port: Number(port) };
+    pki = await pkiOf(workspace);
+    agent = await AgentProcess.start(workspace, tlsListenArgs(pki, tokenFile));
+    tcp = tlsAddressOf(agent);
     chain = await workspace.chain({ virtualSize: '64M', stale: 1, shared: ['shared'], topDataMiB: 2 });
     untouched = await checksums([chain.top, chain.base]);
   });
@@ -52,7 +54,7 @@ describe('agent: refusals', function () {
     await agent.client.result('SDM.merge', mergeParams(other, DUPLICATE_ID));
     await agent.finished(DUPLICATE_ID);
     const reply = await agent.client.call('SDM.merge', mergeParams(chain, DUPLICATE_ID));
-    expect(reply).to.have.nested.property('error.code', 101);
+    expect(reply).to.have.nested.property('error.code', 69);
     expect(reply).to.have.nested.property('error.data.name', 'job-exists');
     expect(reply).to.have.nested.property('error.message').that.contains(DUPLICATE_ID);
   });
@@ -83,7 +85,7 @@ describe('agent: refusals', function () {
 
   it('refuses a base_generation that base is not at, with a mismatch error', async () => {
     const reply = await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_generation: 3 }));
-    expect(reply).to.have.nested.property('error.code', 106);
+    expect(reply).to.have.nested.property('error.code', 911);
     expect(reply).to.have.nested.property('error.data.name', 'generation-mismatch');
     expect(reply).to.have.nested.property('error.message').that.contains('is at generation 0, not 3');
   });
@@ -91,8 +93,8 @@ describe('agent: refusals', function () {
   it('refuses volumes that are not there, merge_bitmaps=false, and unknown jobs', async () => {
     expect(await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_id: randomUUID() }))).to.have.nested.property('error.data.name', 'not-found');
     expect(await agent.client.call('SDM.merge', { ...mergeParams(chain), merge_bitmaps: false })).to.have.nested.property('error.data.name', 'unsupported');
-    expect(await agent.client.call('Job.abort', { job_id: randomUUID() })).to.have.nested.property('error.code', 102);
-    expect(await agent.client.call('Job.delete', { job_id: randomUUID() })).to.have.nested.property('error.code', 102);
+    expect(await agent.client.call('Job.abort', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
+    expect(await agent.client.call('Job.delete', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
   });
 
   it('answers unknown methods with -32601 and bad envelopes with -32600', async () => {
@@ -138,9 +140,9 @@ describe('agent: refusals', function () {
     expect(answers[2]?.error?.code).to.equal(-32601);
   });
 
-  it('on TCP, refuses requests without the right bearer token with HTTP 401, and serves those with it', async () => {
+  it('on TLS with a token file, refuses requests without the right bearer token with HTTP 401, and serves those with it', async () => {
     for (const token of [undefined, 'wrong-token-wrong-token', `${TOKEN}x`]) {
-      const client = new RpcClient({ ...tcp, ...(token ? { token } : {}) });
+      const client = await tlsClient(tcp, pki, pki.client, token);
       try {
         const reply = await client.post(JSON.stringify({ jsonrpc: '2.0', method: 'SDM.merge', params: mergeParams(chain), id: 1 }));
         expect(reply.status, String(token)).to.equal(401);
@@ -149,7 +151,7 @@ describe('agent: refusals', function () {
         client.close();
       }
     }
-    const authorized = new RpcClient({ ...tcp, token: TOKEN });
+    const authorized = await tlsClient(tcp, pki, pki.client, TOKEN);
     try {
       expect(await authorized.result('Host.ping')).to.have.property('name', 'volmerge');
     } finally {
@@ -169,6 +171,7 @@ describe('agent: refusals', function () {
         req.end();
       });
     expect(await status('GET', '/rpc')).to.equal(405);
+    expect(await status('POST', '/events')).to.equal(405);
     expect(await status('POST', '/other')).to.equal(404);
   });
 });

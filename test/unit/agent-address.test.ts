@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertSafeId, resolveBlockSubchain, resolveSubchain, type SubchainInfo } from '../../src/agent/address.js';
+import { assertSafeId, resolveBlockSubchain, resolveSubchain, resolveVolumeAddress, type SubchainInfo } from '../../src/agent/address.js';
 import { VolmergeError } from '../../src/errors.js';
 import type { LvFacts } from '../../src/storage/lvm.js';
 import { validatorFor } from '../../src/schema.js';
@@ -78,7 +78,7 @@ describe('agent address resolution', () => {
     await resolveBlockSubchain(info({ sd_id: 'vgA' }), foreign.readLv).then(
       () => expect.fail('resolved'),
       (error: VolmergeError) => {
-        expect(error.code).to.equal('bad-chain');
+        expect(error.code).to.equal('not-in-image');
         expect(error.message).to.contain(`base volume vgA/base-vol belongs to image ${OTHER_IMG}, not ${IMG}`);
       },
     );
@@ -122,5 +122,37 @@ describe('agent address resolution', () => {
     expect(validate({ ...good, job_id: '12345' })).to.equal(false);
     expect(validate({ ...good, extra: 1 })).to.equal(false);
     expect(validate({ ...good, subchain_info: { ...good.subchain_info, base_generation: -1 } })).to.equal(false);
+    expect(validate({ ...good, subchain_info: { ...good.subchain_info, base_generation: 999 } }), "vdsm's last generation").to.equal(true);
+    expect(validate({ ...good, subchain_info: { ...good.subchain_info, base_generation: 1000 } }), 'past vdsm 0..999').to.equal(false);
+  });
+
+  it('resolves one volume as SDM.merge resolves top and base: file domain, active LV of the image, nothing else', async () => {
+    const none = fakeLvm([]);
+    const file = await resolveVolumeAddress({ sd_id: 'sd1', img_id: IMG, vol_id: 'base-vol' }, { fileDomains: root, readLv: none.readLv });
+    const path = join(root, 'sd1', 'images', IMG, 'base-vol');
+    expect(file).to.deep.equal({ domain: 'file', path, generation: { kind: 'file', path } });
+    await resolveVolumeAddress({ sd_id: 'sd1', img_id: OTHER_IMG, vol_id: 'base-vol' }, { fileDomains: root, readLv: none.readLv }).then(
+      () => expect.fail('found a volume in another image'),
+      (error: VolmergeError) => expect(error.code).to.equal('not-found'),
+    );
+    for (const bad of ['..', '', 'a/b', '.hidden']) {
+      await resolveVolumeAddress({ sd_id: 'sd1', img_id: IMG, vol_id: bad }, { fileDomains: root, readLv: none.readLv }).then(
+        () => expect.fail(`vol_id=${bad} resolved`),
+        (error: VolmergeError) => expect(error.code).to.equal('usage'),
+      );
+    }
+    expect(none.asked).to.deep.equal([]);
+
+    const active = { ...lv('vgA', 'vol', [`IU_${IMG}`]), activeLocally: true };
+    const block = await resolveVolumeAddress({ sd_id: 'vgA', img_id: IMG, vol_id: 'vol' }, { fileDomains: root, readLv: fakeLvm([active]).readLv });
+    expect(block).to.deep.include({ domain: 'block', path: '/dev/vgA/vol', generation: { kind: 'lv', vg: 'vgA', lv: 'vol' } });
+    await resolveVolumeAddress({ sd_id: 'vgA', img_id: OTHER_IMG, vol_id: 'vol' }, { readLv: fakeLvm([active]).readLv }).then(
+      () => expect.fail('resolved an LV of another image'),
+      (error: VolmergeError) => expect(error.code).to.equal('not-in-image'),
+    );
+    await resolveVolumeAddress({ sd_id: 'vgA', img_id: IMG, vol_id: 'vol' }, { readLv: fakeLvm([{ ...active, activeLocally: false }]).readLv }).then(
+      () => expect.fail('resolved an inactive LV'),
+      (error: VolmergeError) => expect(error.message).to.match(/not active on this host; activate it \(lvchange -ay vgA\/vol\)/),
+    );
   });
 });

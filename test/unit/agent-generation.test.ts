@@ -4,7 +4,16 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VolmergeError } from '../../src/errors.js';
-import { assertGeneration, bumpGeneration, generationFromTags, generationTag, readGeneration, sidecarPath } from '../../src/storage/generation.js';
+import {
+  assertGeneration,
+  bumpGeneration,
+  generationFromTags,
+  generationTag,
+  generationTagChange,
+  nextGeneration,
+  readGeneration,
+  sidecarPath,
+} from '../../src/storage/generation.js';
 
 describe('agent base generation', () => {
   let dir: string;
@@ -44,6 +53,42 @@ describe('agent base generation', () => {
       (error: VolmergeError) => expect(error.code).to.equal('generation-mismatch'),
     );
     expect(await readGeneration(holder)).to.equal(2);
+  });
+
+  it("runs generations 0..999 and wraps to 0, as vdsm's do", () => {
+    expect(nextGeneration(0)).to.equal(1);
+    expect(nextGeneration(998)).to.equal(999);
+    expect(nextGeneration(999)).to.equal(0);
+    expect(generationFromTags(['VOLMERGE_GEN_999'], 'vg/lv')).to.equal(999);
+    expect(() => generationFromTags(['VOLMERGE_GEN_1000'], 'vg/lv'))
+      .to.throw(/from 0 to 999/)
+      .with.property('code', 'needs-attention');
+  });
+
+  it('moves an LV from one generation tag to the next; 0 is no tag, so a wrapped LV counts on from 0 again', () => {
+    expect(generationTagChange([], 1)).to.deep.equal({ add: ['VOLMERGE_GEN_1'], remove: [] });
+    expect(generationTagChange(['IU_x', 'VOLMERGE_GEN_1'], 2)).to.deep.equal({ add: ['VOLMERGE_GEN_2'], remove: ['VOLMERGE_GEN_1'] });
+    const wrapped = generationTagChange(['VOLMERGE_GEN_999', 'IU_x'], nextGeneration(999));
+    expect(wrapped).to.deep.equal({ add: [], remove: ['VOLMERGE_GEN_999'] });
+    const after = ['IU_x'];
+    expect(generationFromTags(after, 'vg/lv')).to.equal(0);
+    expect(generationTagChange(after, nextGeneration(0))).to.deep.equal({ add: ['VOLMERGE_GEN_1'], remove: [] });
+    expect(generationTagChange(['VOLMERGE_GEN_0'], 1), 'a stray GEN_0 tag goes too').to.deep.equal({ add: ['VOLMERGE_GEN_1'], remove: ['VOLMERGE_GEN_0'] });
+  });
+
+  it('wraps a file generation from 999 to 0 in its sidecar, and counts on from there', async () => {
+    const base = join(dir, 'base');
+    await writeFile(base, '');
+    await writeFile(sidecarPath(base), '999\n');
+    const holder = { kind: 'file' as const, path: base };
+    expect(await readGeneration(holder)).to.equal(999);
+    expect(await bumpGeneration(holder, 999)).to.equal(0);
+    expect(await readFile(sidecarPath(base), 'utf8')).to.equal('0\n');
+    expect(await bumpGeneration(holder, 0)).to.equal(1);
+    await bumpGeneration(holder, 999).then(
+      () => expect.fail('bumped from the generation before the wrap'),
+      (error: VolmergeError) => expect(error.code).to.equal('generation-mismatch'),
+    );
   });
 
   it('refuses a sidecar that does not hold a number', async () => {

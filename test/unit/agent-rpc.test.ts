@@ -1,7 +1,7 @@
 // JSON-RPC 2.0 handling of one body: parse and envelope errors, methods, params checked by schema, notifications, batches.
 import { expect } from 'chai';
 import { handleBody, type MethodTable } from '../../src/agent/rpc.js';
-import { hasBearerToken } from '../../src/agent/server.js';
+import { hasBearerToken } from '../../src/agent/http-routes.js';
 import { VolmergeError } from '../../src/errors.js';
 import { log } from '../../src/log.js';
 
@@ -105,7 +105,7 @@ describe('agent JSON-RPC handling', () => {
 
   it('maps volmerge errors to application codes with their name, usage to -32602, anything else to -32603', async () => {
     const call = (id: string): Promise<unknown> => answer(JSON.stringify({ jsonrpc: '2.0', method: 'Job.abort', params: { job_id: id }, id: 1 }));
-    expect(await call('00000000-0000-0000-0000-000000000000')).to.deep.include({ error: { code: 102, message: 'no job 0', data: { name: 'no-such-job' } } });
+    expect(await call('00000000-0000-0000-0000-000000000000')).to.deep.include({ error: { code: 66, message: 'no job 0', data: { name: 'no-such-job' } } });
     expect(await call('00000000-0000-0000-0000-000000000001')).to.have.nested.property('error.code', -32602);
     expect(await call('00000000-0000-0000-0000-000000000002')).to.have.nested.property('error.code', -32603);
   });
