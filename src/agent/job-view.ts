@@ -22,6 +22,8 @@ export interface JobStatusView {
   aborting?: true;
   step?: string;
   cli_job_id?: string;
+  /** Once done: the bitmaps dropped (merge_bitmaps false) and where base's image ends. */
+  result?: JobRecord['result'];
   error?: { code: number; message: string; name: string };
 }
 
@@ -41,6 +43,7 @@ export function jobStatusView(job: JobRecord): JobStatusView {
     ...(job.status === 'aborting' ? { aborting: true as const } : {}),
     ...(job.step ? { step: job.step } : {}),
     ...(job.cliJobId ? { cli_job_id: job.cliJobId } : {}),
+    ...(job.result ? { result: job.result } : {}),
     ...(job.error ? { error: { code: applicationCode(job.error.code), message: job.error.message, name: job.error.code } } : {}),
   };
 }

@@ -33,9 +33,9 @@ export interface ResumeWorkRequest {
   commitRateLimit?: number;
 }
 
-/** Runs runMergeJob with the job's signal, progress and step reports. */
+/** Runs runMergeJob with the job's signal, progress and step reports, and reports its result. */
 async function runThroughJob(run: ResumeWorkRequest, context: JobContext): Promise<void> {
-  await runMergeJob({
+  const outcome = await runMergeJob({
     ...run.request,
     jobId: run.jobId,
     stateDir: run.stateDir,
@@ -45,6 +45,7 @@ async function runThroughJob(run: ResumeWorkRequest, context: JobContext): Promi
     onStep: context.step,
     ...(run.commitRateLimit ? { rateLimit: run.commitRateLimit } : {}),
   });
+  context.result({ dropped_bitmaps: [...(outcome.plan.bitmaps.drop ?? [])], used_size: outcome.usedSize ?? null });
 }
 
 /** Increments base's generation after a merge; a failure says that the merge itself is done. */

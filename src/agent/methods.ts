@@ -38,9 +38,6 @@ export function agentMethods(services: AgentServices): MethodTable {
       handler: async (raw) => {
         const params = raw as unknown as MergeParams;
         const jobId = params.job_id;
-        if (params.merge_bitmaps === false) {
-          throw new VolmergeError('unsupported', `job ${jobId}: merge_bitmaps=false is not supported; volmerge always keeps base's bitmaps valid`);
-        }
         if (registry.get(jobId)) throw new VolmergeError('job-exists', `job ${jobId} already exists; use a new job id`);
         const info = params.subchain_info;
         const chain = await resolveSubchain(info, services);
@@ -58,6 +55,8 @@ export function agentMethods(services: AgentServices): MethodTable {
             ...(child ? { child } : {}),
             ...(params.remove_top ? { removeTop: true } : {}),
             ...(params.shrink ? { shrink: true } : {}),
+            // vdsm's merge_bitmaps=false: top-only bitmaps are dropped; absent, volmerge keeps them all.
+            ...(params.merge_bitmaps === false ? { dropBitmaps: true } : {}),
             ...(info.base_generation !== undefined ? { baseGeneration: info.base_generation } : {}),
             ...(services.commitRateLimit ? { commitRateLimit: services.commitRateLimit } : {}),
           }),

@@ -14,6 +14,12 @@ export function isFinished(status: JobStatus): boolean {
   return FINISHED_STATUSES.includes(status);
 }
 
+/** What a merge job reports when it ends: top's bitmaps it dropped as asked, and where base's image ends (null: raw). */
+export interface JobResult {
+  dropped_bitmaps: string[];
+  used_size: number | null;
+}
+
 /** Why a job failed or was aborted. */
 export interface JobError {
   code: ErrorCode;
@@ -31,6 +37,8 @@ export interface JobRecord {
   progress: number;
   /** The step running now (or the last one that ran). */
   step?: string;
+  /** What a finished job reports beyond its status (a merge: the bitmaps it dropped, the size base uses). */
+  result?: JobResult;
   error?: JobError;
   /** Volumes the job works on; two unfinished jobs never share one. */
   volumes: readonly string[];
@@ -47,6 +55,8 @@ export interface JobContext {
   progress(percent: number): void;
   /** Reports the step that starts now. */
   step(name: string): void;
+  /** Reports what the job found or did, shown with the job once it is done. */
+  result(facts: JobResult): void;
 }
 
 /** The body of a job: resolves when done, throws when failed (or aborted, after the signal fired). */

@@ -1,6 +1,6 @@
 // The agent's job table: jobs wait as pending, at most maxJobs run at once, and finished ones expire after a delay.
 import { asVolmergeError, VolmergeError } from '../errors.js';
-import { isFinished, type JobError, type JobRecord, type JobStatus, type NewJob } from './registry-types.js';
+import { isFinished, type JobError, type JobRecord, type JobResult, type JobStatus, type NewJob } from './registry-types.js';
 
 /** How the table behaves. */
 export interface RegistryOptions {
@@ -200,6 +200,7 @@ export class JobRegistry {
       step: (name: string) => {
         if (!isFinished(record.status)) record.step = name;
       },
+      result: (facts: JobResult) => void (record.result = facts),
     };
     entry.settled = Promise.resolve()
       .then(() => entry.work(context))

@@ -57,6 +57,8 @@ export const VOLMERGE_CODES: Partial<Record<ErrorCode, number>> = {
   'shrink-failed': 3133,
   'remove-failed': 3134,
   'volume-retired': 3135,
+  'unsupported-image': 3136,
+  'bitmaps-unsupported': 3137,
 };
 
 /** Any error code that neither table lists: vdsm's GeneralException. */

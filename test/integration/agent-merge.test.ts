@@ -44,6 +44,19 @@ describe('agent: merges on a file domain', function () {
     expect(await agent.jobs()).to.deep.equal({});
   });
 
+  it("with merge_bitmaps false (vdsm's default) drops top-only bitmaps, still merges the one base shares, and says so in the job", async () => {
+    agent = await AgentProcess.start(workspace);
+    const chain = await workspace.chain({ virtualSize: '128M', stale: 2, shared: ['shared'], topOnly: ['backup'], baseDataMiB: 4, topDataMiB: 8, topDataOffsetMiB: 2 });
+    const params = { ...mergeParams(chain), merge_bitmaps: false };
+    expect(await agent.client.result('SDM.merge', params)).to.equal(true);
+    const job = await agent.finished(params.job_id);
+    expect(job.status, JSON.stringify(job)).to.equal('done');
+    expect(job.result?.dropped_bitmaps).to.deep.equal(['backup']);
+    expect(job.result?.used_size).to.be.a('number').and.to.be.greaterThan(0);
+    expect(await sameData(chain.base, chain.raw)).to.equal(true);
+    await expectValidBitmaps(chain.base, ['shared']);
+  });
+
   it('reports commit progress that grows while the commit runs', async () => {
     agent = await AgentProcess.start(workspace, [], { VOLMERGE_TEST_COMMIT_RATE: String(16 * MiB) });
     const chain = await workspace.chain({ virtualSize: '64M', topDataMiB: 64 });

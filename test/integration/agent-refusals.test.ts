@@ -90,9 +90,8 @@ describe('agent: refusals', function () {
     expect(reply).to.have.nested.property('error.message').that.contains('is at generation 0, not 3');
   });
 
-  it('refuses volumes that are not there, merge_bitmaps=false, and unknown jobs', async () => {
+  it('refuses volumes that are not there, and unknown jobs', async () => {
     expect(await agent.client.call('SDM.merge', mergeParams(chain, undefined, { base_id: randomUUID() }))).to.have.nested.property('error.data.name', 'not-found');
-    expect(await agent.client.call('SDM.merge', { ...mergeParams(chain), merge_bitmaps: false })).to.have.nested.property('error.data.name', 'unsupported');
     expect(await agent.client.call('Job.abort', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
     expect(await agent.client.call('Job.delete', { job_id: randomUUID() })).to.have.nested.property('error.code', 66);
   });
