@@ -5,6 +5,7 @@ import type { QmpClient } from '../qemu/qmp-client.js';
 import type { LiveBitmapPlan } from './bitmap-plan.js';
 import type { LiveChain } from './chain.js';
 import { queryNodes, type LiveBitmap, type NamedNode } from './queries.js';
+import { reopenBase } from './reopen.js';
 
 /** One action of a QMP transaction. */
 export interface TransactionAction {
@@ -35,12 +36,19 @@ export async function disableForJob(client: QmpClient, chain: LiveChain, plan: L
   );
 }
 
-/** Enables base bitmaps again (after a cancel: those disableForJob stopped). */
+/**
+ * Enables base bitmaps again (after a cancel: those disableForJob stopped). On a read-only base qemu would enable them
+ * in memory only, and its image would keep them disabled: base is reopened read-write for it, and read-only again.
+ */
 export async function enableAgain(client: QmpClient, chain: LiveChain, names: readonly string[]): Promise<void> {
-  const bitmaps = (await readNode(client, chain.base.format, chain.base.path))['dirty-bitmaps'] ?? [];
-  const stopped = new Set(bitmaps.filter((b) => !b.recording).map((b) => b.name));
+  const base = await readNode(client, chain.base.format, chain.base.path);
+  const stopped = new Set((base['dirty-bitmaps'] ?? []).filter((b) => !b.recording).map((b) => b.name));
   const node = chain.base.format;
-  await runTransaction(client, names.filter((name) => stopped.has(name)).map((name) => ({ type: 'block-dirty-bitmap-enable', data: { node, name } })));
+  const actions = names.filter((name) => stopped.has(name)).map((name) => ({ type: 'block-dirty-bitmap-enable', data: { node, name } }));
+  if (actions.length === 0) return;
+  if (base.ro) await reopenBase(client, chain, false);
+  await runTransaction(client, actions);
+  if (base.ro) await reopenBase(client, chain, true);
 }
 
 /**

@@ -1,12 +1,14 @@
 // Abort of a live merge: block-job-cancel, then wait until qemu has concluded the job. A job that is already ready
 // completes WITHOUT a pivot and emits BLOCK_JOB_COMPLETED (not CANCELLED), so the wait is on the job's status, never
-// on one event. The chain is then as it was, and base's bitmaps that the job had stopped record again.
+// on one event. The chain is then as it was: base's bitmaps that the job had stopped record again, and base is
+// read-only again.
 import { VolmergeError } from '../errors.js';
 import { QmpCommandError, type QmpClient } from '../qemu/qmp-client.js';
 import { enableAgain } from './bitmap-steps.js';
 import type { LiveChain } from './chain.js';
 import { findJob, waitJob } from './job.js';
 import { mergedInVm } from './pivot.js';
+import { reopenBase } from './reopen.js';
 
 /** Options of cancel. */
 export interface CancelOptions {
@@ -43,5 +45,7 @@ export async function cancel(client: QmpClient, chain: LiveChain, jobId: string,
     throw new VolmergeError('mid-merge', `job ${jobId}: ${chain.top.path} was already merged into ${chain.base.path} (the pivot had happened); nothing to cancel`);
   }
   await enableAgain(client, chain, options.reenable ?? []);
+  // qemu 7.2 leaves base read-write after a cancelled active commit; read-only, it stores base's bitmaps and unlocks it.
+  await reopenBase(client, chain, true);
   return job ? 'cancelled' : 'absent';
 }
