@@ -85,8 +85,8 @@ async function volumeIn(graph: LiveGraph, path: string, role: string, peer: stri
   }
   const withFormat = matches.filter((match) => match.formats.length > 0);
   if (withFormat.length === 0) {
-    const why = matches.length > 0 ? 'opened, but not as an image (no format node over it)' : `not opened (it opens ${opened.join(', ') || 'no volumes'})`;
-    throw new VolmergeError('not-found', `${role} ${path}: the VM behind ${peer} has it ${why}; give the volume as the VM opened it`);
+    const why = matches.length > 0 ? `open in the VM behind ${peer}, but not as an image (no format node over it)` : `not open in the VM behind ${peer} (it has ${opened.join(', ') || 'no volumes'} open)`;
+    throw new VolmergeError('not-found', `${role} ${path}: ${why}; give the volume as the VM opened it`);
   }
   const formats = withFormat.flatMap((match) => match.formats.map((format) => ({ ...match, format })));
   const only = formats[0];
