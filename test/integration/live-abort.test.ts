@@ -76,6 +76,14 @@ describe('live merge: abort', function () {
 
   it('cancels a running active commit: BLOCK_JOB_CANCELLED, no pivot, the guest goes on writing to top', async () => {
     const { live, events, raw, active, disabled } = await startJob(false);
+    // A wait that its signal aborts ends with 'aborted' and leaves the job running.
+    const stop = new AbortController();
+    const waiting = waitReady(client!, JOB, { signal: stop.signal }).then(
+      () => undefined,
+      (error: unknown) => error as Error & { code?: string },
+    );
+    stop.abort();
+    expect((await waiting)?.code).to.equal('aborted');
     expect((await findJob(client!, JOB))?.status).to.equal('running');
     expect(await cancel(client!, live, JOB, { reenable: disabled })).to.equal('cancelled');
     expect(events.map((e) => e.event)).to.include('BLOCK_JOB_CANCELLED');

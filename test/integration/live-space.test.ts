@@ -8,6 +8,7 @@ import { canUseLoopDevices } from '../helpers/loop.js';
 import { startLiveVm, type LiveVm } from '../helpers/live-vm.js';
 import { Workspace } from '../helpers/workspace.js';
 import {
+  cancel,
   closeOldTop,
   disableForJob,
   findLiveChain,
@@ -18,6 +19,7 @@ import {
   queryStatus,
   startCommit,
   waitJob,
+  mergedInVm,
   waitReady,
   watchSpace,
   type LiveChain,
@@ -118,8 +120,7 @@ describe('live merge: base grows while the VM runs', function () {
     await disableForJob(client!, live, plan);
     await startCommit(client!, live, { jobId: JOB });
     await pruneLiveBitmaps(client!, live, plan);
-    const full = await waitJob(client!, JOB, (job) => job.ioStatus === 'nospace', { what: 'base to fill up' });
-    expect(full.status).to.equal('paused');
+    await waitJob(client!, JOB, (job) => job.ioStatus === 'nospace' && job.status === 'paused', { what: 'ENOSPC to pause the job' });
     await vm!.write(0x72, 200 * MiB, MiB);
     expect((await queryStatus(vm!.qmp)).status).to.equal('running');
 
@@ -140,5 +141,20 @@ describe('live merge: base grows while the VM runs', function () {
     expect(reasons).to.include('nospace');
     expect(statuses.every((status) => status === 'running'), `VM states at each extension: ${statuses.join(', ')}`).to.equal(true);
     expect(events, 'the VM never stopped').not.to.include('STOP');
+  });
+
+  it('cancels a job that ENOSPC paused (qemu refuses that unless forced): no pivot, base read-only again', async () => {
+    const { live, raw } = await setUp();
+    const plan = planLiveBitmaps(live);
+    await disableForJob(client!, live, plan);
+    await startCommit(client!, live, { jobId: JOB });
+    await waitJob(client!, JOB, (job) => job.ioStatus === 'nospace' && job.status === 'paused', { what: 'ENOSPC to pause the job' });
+    expect(await cancel(client!, live, JOB, { reenable: plan.disable })).to.equal('cancelled');
+    expect(await mergedInVm(client!, live)).to.equal(false);
+    await vm!.write(0x73, 200 * MiB, MiB);
+    client!.close();
+    await vm!.quit();
+    await applyWrites(raw, vm!.writes);
+    await expectSameData(live.top.path, raw);
   });
 });
