@@ -9,12 +9,16 @@
 //   await disableForJob(client, chain, plan);                        // base's merge targets stop recording
 //   await startCommit(client, chain, { jobId });                     // or finds the job already running
 //   await pruneLiveBitmaps(client, chain, plan);                     // base is writable now: stale bitmaps go
-//   await waitReady(client, jobId, { signal, onProgress });          // ready (active) or pending (internal)
+//   await waitReady(client, jobId, { signal: AbortSignal.any([signal, watch.failed]), onProgress }); // ready/pending
 //   await pivotWithBitmaps(client, chain, plan, jobId);              // one transaction, then pivot or finalize
 //   await closeOldTop(client, chain); await watch.stop();            // old top's nodes closed, threshold cleared
 //
 // Abort: cancel(client, chain, jobId, { reenable: plan.disable }). Re-attach: connect again, findLiveChain (before
 // the pivot the chain still reads top -> base), findJob(client, jobId), then the same steps from where it stands.
+// Not wired into the CLI or the agent yet: the step engine will call these. Measured qemu behaviour:
+// docs/live-merge-notes.md.
+
+/** The steps, their options and results. */
 export { QmpClient, QmpCommandError } from '../qemu/qmp-client.js';
 export { planLiveBitmaps, type LiveBitmapPlan } from './bitmap-plan.js';
 export { carryActions, disableForJob, enableAgain, pruneLiveBitmaps } from './bitmap-steps.js';

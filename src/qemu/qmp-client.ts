@@ -5,6 +5,7 @@ import { VolmergeError } from '../errors.js';
 import { checkAgainst } from '../schema.js';
 import { QmpChannel, type QmpEvent } from './qmp-channel.js';
 
+/** One QMP event (the channel's type, for callers of this client). */
 export type { QmpEvent } from './qmp-channel.js';
 
 /** How long qemu has to greet: a monitor serves one client at a time, and a second one waits unanswered. */
