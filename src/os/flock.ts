@@ -3,7 +3,7 @@
 // The child gets the descriptor as its fd 3: the same open file description as ours, so the lock it takes belongs to
 // that description and stays after the child exits. It is released when we close the descriptor, or when the kernel
 // closes it because this process died, whatever killed it (SIGKILL of the whole process group included). This is the
-// one command run outside src/exec/run.ts: run() cannot hand an open descriptor to a child.
+// one command run outside src/os/run.ts: run() cannot hand an open descriptor to a child.
 import { spawn } from 'node:child_process';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';

@@ -6,6 +6,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type CommandResult } from '../os/run.js';
+import { QmpChannel, type QmpCommand, type QmpReply } from './qmp-channel.js';
 import type { ProtocolDriver } from './queries.js';
 
 /** The qemu-storage-daemon binary; VOLMERGE_QEMU_STORAGE_DAEMON overrides it (tests point it at a missing file). */
@@ -16,14 +17,7 @@ export function storageDaemonBinary(): string {
 /** The node name under which the image is opened: QMP commands address it with this. */
 export const QMP_IMAGE_NODE = 'image';
 
-/** One QMP command. */
-export interface QmpCommand {
-  execute: string;
-  arguments?: Record<string, unknown>;
-}
-
-/** QMP's answer to one command. */
-export type QmpReply = { return: unknown } | { error: { class: string; desc: string } };
+export type { QmpCommand, QmpReply } from './qmp-channel.js';
 
 /** How a session ended: the replies to the commands (in order) and the daemon's exit, stderr included. */
 export interface QmpSession {
@@ -42,65 +36,6 @@ export interface StorageDaemon {
 
 /** Seconds after which the daemon is stopped (SIGTERM, it then closes the image cleanly) whatever happens to this process. */
 const LIFETIME_SECONDS = 120;
-
-/** QMP over one socket: the greeting, then one reply per command, in order; events are skipped. */
-class QmpChannel {
-  private buffer = '';
-  private readonly messages: Record<string, unknown>[] = [];
-  private readonly waiting: { resolve(message: Record<string, unknown>): void; reject(error: Error): void }[] = [];
-  private ended: Error | undefined;
-
-  constructor(private readonly socket: Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.receive(chunk));
-    let failure: Error | undefined;
-    socket.on('error', (error) => (failure = error));
-    socket.once('close', () => this.end(new Error(`qemu-storage-daemon hung up${failure ? ` (${failure.message})` : ''}`)));
-  }
-
-  private receive(chunk: string): void {
-    this.buffer += chunk;
-    for (let end = this.buffer.indexOf('\n'); end >= 0; end = this.buffer.indexOf('\n')) {
-      const line = this.buffer.slice(0, end).trim();
-      this.buffer = this.buffer.slice(end + 1);
-      if (!line) continue;
-      let message: Record<string, unknown>;
-      try {
-        message = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        this.socket.destroy();
-        this.end(new Error(`qemu-storage-daemon sent a QMP line that is not JSON: ${line.slice(0, 200)}`));
-        return;
-      }
-      if ('event' in message) continue;
-      const waiter = this.waiting.shift();
-      if (waiter) waiter.resolve(message);
-      else this.messages.push(message);
-    }
-  }
-
-  private end(error: Error): void {
-    this.ended ??= error;
-    for (const waiter of this.waiting.splice(0)) waiter.reject(this.ended);
-  }
-
-  /** The next message that is not an event. */
-  next(): Promise<Record<string, unknown>> {
-    const message = this.messages.shift();
-    if (message) return Promise.resolve(message);
-    if (this.ended) return Promise.reject(this.ended);
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-  }
-
-  /** Sends one command and waits for its reply. */
-  async execute(command: QmpCommand): Promise<QmpReply> {
-    if (this.ended) throw this.ended;
-    this.socket.write(`${JSON.stringify(command)}\n`);
-    const reply = await this.next();
-    if (!('return' in reply) && !('error' in reply)) throw new Error(`qemu-storage-daemon sent an unexpected QMP message: ${JSON.stringify(reply).slice(0, 200)}`);
-    return reply as QmpReply;
-  }
-}
 
 /** Accepts one connection on a fresh unix socket in a private folder; undefined when that is not possible here. */
 async function listenOnce(): Promise<{ path: string; connection: Promise<Socket>; close(): Promise<void> } | undefined> {
@@ -156,8 +91,8 @@ export async function startStorageDaemon(): Promise<StorageDaemon | undefined> {
       // Exit 126/127 from timeout: the daemon is not installed (or cannot run); any other exit is the daemon's own refusal.
       return first.result.exitCode === 126 || first.result.exitCode === 127 ? undefined : exitedDaemon(first.result);
     }
-    const channel = new QmpChannel(first.socket);
-    await channel.next();
+    const channel = new QmpChannel(first.socket, 'qemu-storage-daemon');
+    await channel.greetingMessage();
     const negotiated = await channel.execute({ execute: 'qmp_capabilities' });
     if ('error' in negotiated) throw new Error(`qemu-storage-daemon refused QMP: ${negotiated.error.desc}`);
     return sessionOn(channel, daemon, stop);

@@ -1,0 +1,19 @@
+// Test helper run as its own process: starts a live merge's job as volmerge would (chain, plan, bitmaps disabled,
+// block-commit at one byte per second, stale bitmaps pruned), prints "started", and holds the monitor until killed.
+// Usage: node live-start-job.js SOCKET TOP BASE JOB_ID
+import { disableForJob, findLiveChain, planLiveBitmaps, pruneLiveBitmaps, QmpClient, startCommit } from '../../src/live/index.js';
+
+const [socket, top, base, jobId] = process.argv.slice(2);
+if (!socket || !top || !base || !jobId) {
+  console.error('usage: live-start-job SOCKET TOP BASE JOB_ID');
+  process.exit(2);
+}
+const client = await QmpClient.connect(socket);
+const chain = await findLiveChain(client, { top, base });
+const plan = planLiveBitmaps(chain);
+await disableForJob(client, chain, plan);
+await startCommit(client, chain, { jobId, speed: 1 });
+await pruneLiveBitmaps(client, chain, plan);
+console.log('started');
+// Hold the monitor (and the process) until the test kills it.
+setInterval(() => undefined, 60_000);
