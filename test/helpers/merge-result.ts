@@ -83,7 +83,7 @@ export async function fingerprints(paths: readonly string[]): Promise<{ sums: st
 export async function expectRefused(args: readonly string[], code: string, patterns: RegExp[], watched: readonly string[]): Promise<string> {
   const before = await fingerprints(watched);
   const run = await mergeJson(args);
-  expect(run.cli.exitCode, run.cli.stderr).to.equal(1);
+  expect(run.cli.exitCode, `a refusal, not: ${run.cli.stdout.trim()} ${run.cli.stderr.trim()}`).to.equal(1);
   const lines = run.cli.stderr.trim().split('\n');
   expect(lines, `one line on stderr: ${run.cli.stderr}`).to.have.length(1);
   expect(run.cli.stderr, 'no stack trace').not.to.match(STACK_TRACE);
