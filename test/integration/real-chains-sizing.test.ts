@@ -114,6 +114,7 @@ describe('real chains: sizing matrix (planned size against what base uses)', fun
           if (cell.bounded) expect(plan.neededSize, 'planned size at most 10% + 1 MiB above what base uses').to.be.at.most(1.1 * used + MiB);
           expect(run.json.usedSize, 'usedSize is base image-end-offset').to.equal(used);
           expect(plan.baseFormat).to.equal('qcow2');
+          expect(plan.drop, 'no bitmap dropped').to.deep.equal([]);
           expect(await readsAs(base, 'qcow2', raw), 'base reads as the chain did').to.equal(true);
           expect(await virtualSize(base, 'qcow2'), "base has top's virtual size").to.equal(cell.spec.growTo ?? cell.spec.virtualSize);
           const bitmaps = await bitmapsIn(base);
