@@ -125,6 +125,6 @@ describe('real chains: hostile and unsupported headers are refused before any ch
     const info = parseAgainst<Record<string, unknown>>('qemu-img-info.schema.json', await sh(['qemu-img', 'info', '--output', 'json', '-f', 'qcow2', chain.top]), 'qemu-img info');
     expect(info['backing-filename'], 'the header still names base').to.equal(chain.base);
     expect(info['backing-filename-format'], 'but no backing format').to.equal(undefined);
-    await expectUnsupported({ ...chain, watched: [chain.top, chain.base], named: [chain.top] }, [/backing format/i, /qemu-img rebase -u -F/]);
+    await expectUnsupported({ ...chain, watched: [chain.top, chain.base], named: [chain.top] }, [/backing format/i, /qemu-img rebase\b.* -F /]);
   });
 });
