@@ -1,8 +1,8 @@
 // The bitmap backup: before anything changes, copies of the bitmaps a merge keeps go into two small qcow2 images in
 // the job's folder (one per volume that has bitmaps to keep, each of that volume's virtual size, no data); a crashed
 // step's bitmaps are rebuilt from them.
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { both } from '../both.js';
 import { failOnSilentBitmapLoss, removeBitmap } from '../qemu/mutations.js';
 import { failIfExited, runQemuImg } from '../qemu/qemu-img.js';
 import { bitmapsOf, isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
@@ -37,36 +37,45 @@ function backedUp(bitmap: BitmapInfo): BackedUpBitmap {
 /** Backs up one volume's chosen bitmaps into a fresh image in the job's folder; no image when there are none to keep. */
 async function backUpVolume(dir: string, file: string, source: string, info: ImageInfo, bitmaps: BitmapInfo[]): Promise<BackupImage> {
   const image = join(dir, file);
-  if (bitmaps.length === 0) {
-    // An image left by an earlier attempt would not match this journal: it goes.
-    await removeDurable(image);
-    return { image: file, bitmaps: [] };
-  }
-  await createImage(image, info['virtual-size']);
+  // An image left by an earlier attempt would not match this journal: it goes.
+  await removeDurable(image);
+  if (bitmaps.length === 0) return { image: file, bitmaps: [] };
+  // Made under a temporary name and renamed when whole: a store that keeps backups elsewhere never takes a half-made one.
+  const partial = join(dir, `.${file}.partial`);
+  await createImage(partial, info['virtual-size']);
   const kept = bitmaps.map(backedUp);
-  for (const bitmap of kept) await copyBitmapInto(image, source, bitmap);
+  for (const bitmap of kept) await copyBitmapInto(partial, source, bitmap);
+  await rename(partial, image);
   await syncDir(dir);
   return { image: file, bitmaps: kept };
 }
 
+/** The two halves of a bitmap backup: base's (whole when returned) and top's (being made). */
+export interface BackupInProgress {
+  /** What the journal records: known before top's image is made (names and granularities come from the inspection). */
+  record: { top: BackupImage; base: BackupImage };
+  /** Settles when top's image is whole; nothing writes top's bitmaps before the commit, so only the commit waits for it. */
+  top: Promise<BackupImage>;
+}
+
 /**
- * Backs up every consistent bitmap of top (valid and disabled ones: top's own are restored if a crash breaks them) and
- * the base bitmaps that valid top bitmaps merge into (the only base bitmaps the merge keeps).
+ * Backs up the base bitmaps that valid top bitmaps merge into (the only base bitmaps the merge keeps) before anything
+ * changes base, and starts the backup of every consistent bitmap of top (valid and disabled ones: top's own are
+ * restored if a crash breaks them), which may run on while base's stale bitmaps are pruned.
  */
-export async function takeBitmapBackup(
+export async function startBitmapBackup(
   dir: string,
   top: { realPath: string; info: ImageInfo },
   base: { realPath: string; info: ImageInfo },
   keptNames: readonly string[],
-): Promise<{ top: BackupImage; base: BackupImage }> {
+): Promise<BackupInProgress> {
   const topBitmaps = bitmapsOf(top.info).filter((b) => !isInUse(b));
   const baseBitmaps = bitmapsOf(base.info).filter((b) => keptNames.includes(b.name) && !isInUse(b));
-  // Two images, two volumes, only read: both at once.
-  const [topBackup, baseBackup] = await both(
-    backUpVolume(dir, BACKUP_FILES.top, top.realPath, top.info, topBitmaps),
-    backUpVolume(dir, BACKUP_FILES.base, base.realPath, base.info, baseBitmaps),
-  );
-  return { top: topBackup, base: baseBackup };
+  const baseBackup = await backUpVolume(dir, BACKUP_FILES.base, base.realPath, base.info, baseBitmaps);
+  const topBackup = backUpVolume(dir, BACKUP_FILES.top, top.realPath, top.info, topBitmaps);
+  // Handled by whoever awaits it; never an unhandled rejection meanwhile.
+  topBackup.catch(() => undefined);
+  return { record: { top: { image: BACKUP_FILES.top, bitmaps: topBitmaps.map(backedUp) }, base: baseBackup }, top: topBackup };
 }
 
 /** Replaces bitmap NAME of target (broken or missing) by the copy in the backup image. */

@@ -2,6 +2,7 @@
 // found for a later one (the commit's re-read of base, the prune's daemon started ahead).
 import { VolmergeError } from '../errors.js';
 import type { JournalWriter } from '../engine/journal-writer.js';
+import type { BackupImage } from '../engine/journal.js';
 import type { Inspection } from '../merge/inspect.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { MergeRequest } from '../merge/request.js';
@@ -34,6 +35,8 @@ export interface MergeContext {
   baseAfterCommit?: ImageInfo;
   /** The prune's qemu-storage-daemon, started while the backup is taken; the prune step stops it. */
   pruneDaemon?: Promise<StorageDaemon | undefined>;
+  /** Top's backup image being made while the prune runs; the prune step waits for it. */
+  topBackup?: Promise<BackupImage>;
 }
 
 /** The inspection of a context; a step that needs it cannot run without one (an internal error, never a user's). */
@@ -47,11 +50,22 @@ export async function stopDaemon(daemon: Promise<StorageDaemon | undefined> | un
   await (await daemon?.catch(() => undefined))?.stop().catch(() => undefined);
 }
 
-/** Stops what a run started and may have left running (the prune's daemon, when the backup failed). Never throws. */
+/** Stops what a run started and may have left running (the prune's daemon, top's backup, when a step failed). Never throws. */
 export async function releaseContext(context: MergeContext): Promise<void> {
   const daemon = context.pruneDaemon;
+  const backup = context.topBackup;
   delete context.pruneDaemon;
-  await stopDaemon(daemon);
+  delete context.topBackup;
+  await Promise.all([stopDaemon(daemon), backup?.catch(() => undefined)]);
+}
+
+/** Waits until top's backup image is whole and kept in the store (nothing is left running when it throws). */
+export async function finishTopBackup(context: MergeContext): Promise<void> {
+  const backup = context.topBackup;
+  if (!backup) return;
+  delete context.topBackup;
+  await backup;
+  await context.writer.store.saveBackup(context.writer.key);
 }
 
 /** The path that opens a volume now: /dev/VG/LV for an LV (its /dev/dm-N may change across a reboot), the real path otherwise. */

@@ -7,7 +7,7 @@ import { readInfo } from '../qemu/queries.js';
 import { removeBitmaps } from '../qemu/remove-bitmaps.js';
 import { bitmapsOf } from '../qemu/types.js';
 import { assertNoInUseBitmaps } from '../merge/verify.js';
-import { inspected, stopDaemon, type MergeContext } from './context.js';
+import { finishTopBackup, inspected, stopDaemon, type MergeContext } from './context.js';
 
 /** The prune step. */
 export const pruneStep: Step<MergeContext> = {
@@ -25,11 +25,14 @@ export const pruneStep: Step<MergeContext> = {
       // Not used when there was nothing to remove: it has nothing open and just quits.
       await stopDaemon(daemon);
     }
-    if (names.length === 0) return { removed: [] };
-    const after = await readInfo(base.realPath);
-    assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');
-    const left = bitmapsOf(after).filter((b) => names.includes(b.name)).map((b) => b.name);
-    if (left.length > 0) throw new VolmergeError('verify-failed', `base ${base.path}: bitmaps ${left.join(', ')} are still there after removal`);
+    if (names.length > 0) {
+      const after = await readInfo(base.realPath);
+      assertNoInUseBitmaps(after, 'base', base.path, 'pruning stale bitmaps');
+      const left = bitmapsOf(after).filter((b) => names.includes(b.name)).map((b) => b.name);
+      if (left.length > 0) throw new VolmergeError('verify-failed', `base ${base.path}: bitmaps ${left.join(', ')} are still there after removal`);
+    }
+    // Top's backup, made meanwhile, is whole before this step is recorded as done (the commit may need it).
+    await finishTopBackup(context);
     return { removed: names };
   },
 };
