@@ -1,8 +1,10 @@
-// Test helper: runs the built volmerge CLI as a user would, and a checksum of files to prove nothing changed.
+// Test helper: the one way tests run the built volmerge CLI (as a user would, in a process group of its own), and a
+// checksum of files to prove nothing changed.
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { processGroupGone } from './wait.js';
 
 /** The CLI as installed: the bundle that package.json's bin names (dist/src/volmerge.cjs, made by npm run build). */
 export const CLI = fileURLToPath(new URL('../../src/volmerge.cjs', import.meta.url));
@@ -14,10 +16,31 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `volmerge ARGS` with node; never throws on a non-zero exit. */
+/** What a CLI run left. */
+export interface CliRun {
+  /** The CLI's process id (its job id on the command line is cli-PID-MS). */
+  pid: number | undefined;
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI detached (its own session and process group, as setsid does): a crash point SIGKILLs that group,
+ * qemu-img included, and never the test runner's.
+ */
+export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
+  const child = execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', detached: true, env });
+  const result = await child;
+  if (child.pid !== undefined) await processGroupGone(child.pid);
+  return { pid: child.pid, exitCode: result.exitCode, signal: result.signal ?? undefined, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** Runs `volmerge ARGS` (through runCli) when only the exit code and output matter; never throws on a non-zero exit. */
 export async function volmerge(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const result = await execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', env });
-  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  const result = await runCli(args, env);
+  return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** SHA-256 of a file or block device's whole content. */

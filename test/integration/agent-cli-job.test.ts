@@ -5,8 +5,9 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { uuidForCliJobId } from '../../src/agent/job-ids.js';
 import { sameData } from '../helpers/images.js';
-import { runCli } from './crash-harness.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest } from './agent-harness.js';
+
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest } from '../helpers/agent-harness.js';
+import { runCli } from '../helpers/cli.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

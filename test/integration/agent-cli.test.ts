@@ -6,8 +6,8 @@ import { checkAgainst } from '../../src/schema.js';
 import { volmerge } from '../helpers/cli.js';
 import { sameData } from '../helpers/images.js';
 import { exists, sleep } from '../helpers/wait.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
-import { connectArgs, pkiOf, tlsAddressOf, tlsListenArgs } from './agent-tls-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
+import { connectArgs, pkiOf, tlsAddressOf, tlsListenArgs } from '../helpers/agent-tls-harness.js';
 
 const MiB = 1024 * 1024;
 

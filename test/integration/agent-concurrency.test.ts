@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { RpcClient } from '../../src/agent/client.js';
 import { sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, mergeParams, type JobView } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, mergeParams, type JobView } from '../helpers/agent-harness.js';
 
 const MiB = 1024 * 1024;
 

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { RpcClient } from '../../src/agent/client.js';
 import { validatorFor } from '../../src/schema.js';
 import { until } from '../helpers/wait.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
-import { pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from './agent-tls-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
+import { pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from '../helpers/agent-tls-harness.js';
 
 const MiB = 1024 * 1024;
 const TOKEN = 'e7e7e7e7'.repeat(4);

@@ -1,10 +1,11 @@
 // The real agent merging file-domain chains over its socket: done with the right data and bitmaps, progress, abort before and during the commit.
 import { expect } from 'chai';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checksums } from '../helpers/cli.js';
 import { bitmapsIn, sameData } from '../helpers/images.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, type JobView, mergeParams } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, type JobView, mergeParams } from '../helpers/agent-harness.js';
+import { fakeTool } from '../helpers/fake-tools.js';
 
 const MiB = 1024 * 1024;
 
@@ -74,9 +75,7 @@ describe('agent: merges on a file domain', function () {
 
   it('aborts a job before the commit: it ends aborted and nothing has changed', async () => {
     // A qemu-img that is slow to measure keeps the job in its inspection, before any change, long enough to abort it.
-    const slowQemuImg = join(workspace.dir, 'slow-measure-qemu-img');
-    await writeFile(slowQemuImg, '#!/bin/sh\nif [ "$1" = measure ]; then sleep 2; fi\nexec qemu-img "$@"\n');
-    await chmod(slowQemuImg, 0o755);
+    const slowQemuImg = await fakeTool(join(workspace.dir, 'bin'), 'qemu-img', 'slow-measure-qemu-img');
     agent = await AgentProcess.start(workspace, [], { VOLMERGE_QEMU_IMG: slowQemuImg });
     const chain = await workspace.chain({ virtualSize: '64M', stale: 1, shared: ['shared'], topDataMiB: 4 });
     const before = await checksums([chain.top, chain.base]);

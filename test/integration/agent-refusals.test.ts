@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { RpcClient } from '../../src/agent/client.js';
 import { checksums } from '../helpers/cli.js';
 import type { TestPki } from '../helpers/certs.js';
-import { AgentProcess, AgentWorkspace, mergeParams, type DomainChain } from './agent-harness.js';
-import { pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from './agent-tls-harness.js';
+import { AgentProcess, AgentWorkspace, mergeParams, type DomainChain } from '../helpers/agent-harness.js';
+import { pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from '../helpers/agent-tls-harness.js';
 
 const TOKEN = 'c0ffee'.repeat(8);
 

@@ -12,8 +12,8 @@ import { log } from '../../src/log.js';
 import { volmerge } from '../helpers/cli.js';
 import type { CertFiles } from '../helpers/certs.js';
 import { until } from '../helpers/wait.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest } from './agent-harness.js';
-import { connectArgs, pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from './agent-tls-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest } from '../helpers/agent-harness.js';
+import { connectArgs, pkiOf, tlsAddressOf, tlsClient, tlsListenArgs } from '../helpers/agent-tls-harness.js';
 
 /** A bare TLS 1.2 handshake: with 1.2 the client's handshake cannot finish before the server has accepted its certificate. */
 async function handshake(port: number, ca: Buffer, client?: CertFiles): Promise<{ done: boolean; error?: string }> {

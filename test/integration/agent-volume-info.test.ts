@@ -9,7 +9,7 @@ import { validatorFor } from '../../src/schema.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
 import { sleep } from '../helpers/wait.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams, type DomainChain } from './agent-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams, type DomainChain } from '../helpers/agent-harness.js';
 
 const BLANK_UUID = '00000000-0000-0000-0000-000000000000';
 const MiB = 1024 * 1024;

@@ -2,7 +2,7 @@
 // ends its job as volume-deleted with nothing recreated; a failed lvs never means gone (the job waits and is retried);
 // an unreadable journal makes only that job need attention.
 import { expect } from 'chai';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VolmergeError } from '../../src/errors.js';
 import { configureLog } from '../../src/log.js';
@@ -10,11 +10,13 @@ import { runMergeJob } from '../../src/jobs/run-merge.js';
 import { readJournal, scanJournals, writeJournal } from '../../src/engine/host-store.js';
 import { type Journal } from '../../src/engine/journal.js';
 import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
-import { checksum } from '../helpers/cli.js';
+import { checksum, runCli } from '../helpers/cli.js';
 import { makeChain } from '../helpers/images.js';
 import { exists, until } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
-import { expectMerged, prepareChain, runCli, type PreparedChain } from './crash-harness.js';
+import { expectMerged, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { fakeTool } from '../helpers/fake-tools.js';
 
 const SLOW_COMMIT = String(16 * 1024 * 1024);
 
@@ -32,13 +34,12 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
   const savedEnv = { ...process.env };
   before(() => configureLog('error'));
   after(() => configureLog('warn'));
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-recovery-');
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-recovery-');
+  beforeEach(() => {
     process.env.VOLMERGE_LOCK_DIR = ws.path('locks');
   });
-  afterEach(async () => {
+  afterEach(() => {
     process.env = { ...savedEnv };
-    await ws?.dispose();
   });
 
   it('resumes a job killed inside the commit from that step, and the merge finishes with data and bitmaps whole', async () => {
@@ -96,19 +97,18 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
     };
     await writeJournal(chain.stateDir, asLv);
     const bin = ws.path('lvm-bin');
-    await mkdir(bin);
     const mode = join(bin, 'mode');
     const calls = join(bin, 'calls');
+    const report = join(bin, 'report.json');
+    await fakeTool(bin, 'lvs', 'switchable-lvs');
     await writeFile(mode, 'fail\n');
-    const report = JSON.stringify({
-      report: [{ lv: [{ lv_name: 'base', vg_name: 'vgtest', lv_size: '268435456', lv_tags: '', vg_extent_size: '4194304', vg_free: '0', lv_path: '/dev/vgtest/base' }] }],
-    });
     await writeFile(
-      join(bin, 'lvs'),
-      `#!/bin/sh\necho "$@" >> ${calls}\nif [ "$(cat ${mode})" = fail ]; then echo "  Internal error: lvmetad is confused" >&2; exit 5; fi\necho '${report}'\n`,
+      report,
+      `${JSON.stringify({
+        report: [{ lv: [{ lv_name: 'base', vg_name: 'vgtest', lv_size: '268435456', lv_tags: '', vg_extent_size: '4194304', vg_free: '0', lv_path: '/dev/vgtest/base' }] }],
+      })}\n`,
     );
-    await chmod(join(bin, 'lvs'), 0o755);
-    process.env.VOLMERGE_LVM_BIN_DIR = bin;
+    Object.assign(process.env, { FAKE_LVS_MODE: mode, FAKE_LVS_CALLS: calls, FAKE_LVS_REPORT: report, VOLMERGE_LVM_BIN_DIR: bin });
 
     const resumable: ResumableJob[] = [];
     const updates: RecoveredJob[] = [];
@@ -142,10 +142,8 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
   it('does not fail a job while qemu-img fails: it waits and is resumed once qemu-img answers', async () => {
     const chain = await prepareChain(ws, 'file');
     const journal = await crashInsideCommit(chain);
-    const wrapper = ws.path('qemu-img-broken');
-    await writeFile(wrapper, '#!/bin/sh\necho "qemu-img: something went wrong" >&2\nexit 5\n');
-    await chmod(wrapper, 0o755);
-    process.env.VOLMERGE_QEMU_IMG = wrapper;
+    process.env.VOLMERGE_QEMU_IMG = await fakeTool(ws.path('broken-bin'), 'qemu-img', 'failing-command');
+    process.env.FAKE_FAILURE_MESSAGE = 'qemu-img: something went wrong';
     const resumable: ResumableJob[] = [];
     const updates: RecoveredJob[] = [];
     const stop = new AbortController();

@@ -9,7 +9,9 @@ import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
-import { expectMerged, prepareChain, runCli, type PreparedChain } from './crash-harness.js';
+import { expectMerged, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { runCli } from '../helpers/cli.js';
 
 /** Commit rate for the crashes inside the commit: 32 MiB at 16 MiB/s takes about two seconds. */
 const SLOW_COMMIT = String(16 * 1024 * 1024);
@@ -40,12 +42,7 @@ async function crashThenResume(chain: PreparedChain, crashAt: string): Promise<v
 describe('crash at every step boundary and inside the commit, then the same merge again (files)', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-crash-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-');
 
   for (const crashAt of CRASH_POINTS) {
     it(`finishes after a SIGKILL at ${crashAt}`, async () => {
@@ -125,12 +122,7 @@ async function crashingQemuImg(ws: Workspace): Promise<string> {
 describe('crash in the middle of a step that writes base bitmaps (files)', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-crash-mid-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-mid-');
 
   // Which qemu-img run to crash in: removing stale1 from base (prune), merging toponly from top into base (bitmaps).
   for (const [step, match] of [
@@ -168,12 +160,7 @@ describe('crash inside the commit on fixed-size block devices (mark kept in the 
   before(async function () {
     if (!(await canUseLoopDevices())) this.skip();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-crash-blk-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-blk-');
 
   for (const crashAt of ['prune:before', 'commit:during:50', 'bitmaps:before', 'verify:after']) {
     it(`finishes after a SIGKILL at ${crashAt}`, async () => {

@@ -8,22 +8,19 @@ import { scanJournals } from '../../src/engine/host-store.js';
 import { sh } from '../helpers/commands.js';
 import { rawCopy, sameData } from '../helpers/images.js';
 import { Workspace } from '../helpers/workspace.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
-import { runCli } from './crash-harness.js';
-import { backingOf, expectInternalMerged, prepareInternalChain } from './finalize-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
+
+import { backingOf, expectInternalMerged, prepareInternalChain } from '../helpers/finalize-harness.js';
 import { exists } from '../helpers/wait.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { runCli } from '../helpers/cli.js';
 
 const FINALIZE_STEPS = ['retire', 'rebase', 'shrink', 'remove-top'];
 
 describe('crash at the boundaries of the end-of-merge steps, then the same merge again (files)', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-finalize-crash-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-finalize-crash-');
 
   for (const crashAt of FINALIZE_STEPS.flatMap((step) => [`${step}:before`, `${step}:after`])) {
     it(`finishes an internal merge with --remove-top after a SIGKILL at ${crashAt}`, async () => {

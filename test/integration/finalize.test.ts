@@ -6,15 +6,16 @@ import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { checkAgainst } from '../../src/schema.js';
-import { checksums } from '../helpers/cli.js';
+import { checksums, runCli } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
-import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from './agent-harness.js';
-import { runCli } from './crash-harness.js';
-import { backingOf, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from './finalize-harness.js';
+import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
+
+import { backingOf, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from '../helpers/finalize-harness.js';
 import { exists } from '../helpers/wait.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 interface Result {
   status: string;
@@ -49,12 +50,7 @@ async function failingRebaseQemuImg(ws: Workspace): Promise<string> {
 describe('finishing a merge on files', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-finalize-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-finalize-');
 
   it('internal merge with --remove-top: child backed by base and reading as before, top and its sidecars gone, bitmaps as in a merge', async () => {
     const chain = await prepareInternalChain(ws, { relative: true });

@@ -9,10 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { acquireChainLock, readLockHolder } from '../../src/jobs/chain-lock.js';
 import { VolmergeError } from '../../src/errors.js';
 import { checkAgainst } from '../../src/schema.js';
-import { CLI } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { Workspace } from '../helpers/workspace.js';
-import { AgentProcess, AgentWorkspace, mergeParams } from './agent-harness.js';
-import { expectMerged, prepareChain } from './crash-harness.js';
+import { AgentProcess, AgentWorkspace, mergeParams } from '../helpers/agent-harness.js';
+import { expectMerged, prepareChain } from '../helpers/crash-harness.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const CHAIN_LOCK_MODULE = fileURLToPath(new URL('../../src/jobs/chain-lock.js', import.meta.url));
 
@@ -78,18 +79,12 @@ setInterval(() => undefined, 1000);`;
 describe('two merges of one chain', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-lock-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-lock-');
 
   it('two CLI merges started together: one runs, the other is refused at once with busy naming the holder', async () => {
     const chain = await prepareChain(ws, 'file');
     const args = ['merge', '--top', chain.top, '--base', chain.base, '--json', '--rate-limit', String(16 * 1024 * 1024)];
-    const children = [0, 1].map(() => execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', env: chain.env }));
-    const results = await Promise.all(children);
+    const results = await Promise.all([0, 1].map(() => runCli(args, chain.env)));
     const outputs = results.map((r) =>
       checkAgainst<{ status: string; error?: { code: string; message: string } }>('merge-result.schema.json', JSON.parse(String(r.stdout)), 'volmerge merge --json'),
     );
@@ -99,7 +94,7 @@ describe('two merges of one chain', function () {
     expect(results[winner]?.exitCode).to.equal(0);
     expect(results[loser]?.exitCode).to.equal(1);
     expect(outputs[loser]?.error?.code).to.equal('busy');
-    expect(outputs[loser]?.error?.message).to.match(new RegExp(`another merge of this chain is running \\(pid ${children[winner]?.pid}, job cli-${children[winner]?.pid}-\\d+`));
+    expect(outputs[loser]?.error?.message).to.match(new RegExp(`another merge of this chain is running \\(pid ${results[winner]?.pid}, job cli-${results[winner]?.pid}-\\d+`));
     await expectMerged(chain);
     expect(await readdir(join(chain.stateDir, 'jobs')), 'the refused merge wrote no journal').to.deep.equal([]);
   });
@@ -113,11 +108,7 @@ describe('two merges of one chain', function () {
       const params = mergeParams(chain);
       await agent.client.result('SDM.merge', params);
       await agent.waitFor(params.job_id, (j) => j.step === 'commit' || ['done', 'failed'].includes(j.status));
-      const cli = await execa('node', [CLI, 'merge', '--top', chain.top, '--base', chain.base, '--state-dir', aws.stateDir], {
-        reject: false,
-        stdin: 'ignore',
-        env: { VOLMERGE_LOCK_DIR: lockDir },
-      });
+      const cli = await runCli(['merge', '--top', chain.top, '--base', chain.base, '--state-dir', aws.stateDir], { VOLMERGE_LOCK_DIR: lockDir });
       expect(cli.exitCode).to.equal(1);
       expect(String(cli.stderr)).to.contain(`(pid ${agent.child.pid}, job ${params.job_id}`);
       const job = await agent.finished(params.job_id);

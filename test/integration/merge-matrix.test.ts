@@ -6,6 +6,7 @@ import { volmerge } from '../helpers/cli.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
 import { checkAgainst } from '../../src/schema.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const MiB = 1024 * 1024;
 const STALE_COUNTS = [0, 6, 11, 14, 32];
@@ -18,12 +19,7 @@ for (const medium of ['file', 'block device'] as const) {
     before(async function () {
       if (medium === 'block device' && !(await canUseLoopDevices())) this.skip();
     });
-    beforeEach(async () => {
-      ws = await Workspace.create();
-    });
-    afterEach(async () => {
-      await ws?.dispose();
-    });
+    freshWorkspaceEachTest((fresh) => (ws = fresh));
 
     async function volumes(): Promise<{ base: string; top: string }> {
       if (medium === 'file') return { base: ws.path('base.qcow2'), top: ws.path('top.qcow2') };

@@ -8,6 +8,7 @@ import { buildLayoutChain, readsAs, scatteredRanges, type LayoutChainSpec } from
 import { expectDone, expectRefused, imageEndOffset, mergeJson } from '../helpers/merge-result.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -19,12 +20,7 @@ describe("real chains: the issue's 128 KiB + extended_l2 base on a fixed block d
   before(async function () {
     if (!(await canUseLoopDevices())) this.skip();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-fixed-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-fixed-');
 
   const spec: LayoutChainSpec = { virtualSize: GiB, layout: { clusterSize: 128 * KiB, extendedL2: true }, topData: scatteredRanges(GiB, 4096, 64 * KiB) };
 

@@ -6,6 +6,7 @@ import { covers, dirtyExtents } from '../helpers/dirty-map.js';
 import { buildLayoutChain, denseRanges, readsAs, scatteredRanges } from '../helpers/layout-chain.js';
 import { expectDone, mergeJson } from '../helpers/merge-result.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -13,12 +14,7 @@ const MiB = 1024 * KiB;
 describe('real chains: --drop-bitmaps with a qcow2 base', function () {
   this.timeout(60_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-drop-');
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-drop-');
 
   it("drops top's own bitmaps, lists them under plan.drop, and keeps the shared ones", async () => {
     const base = ws.path('base.qcow2');

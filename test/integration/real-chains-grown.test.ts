@@ -7,6 +7,7 @@ import { buildLayoutChain, denseRanges, readsAs, scatteredRanges, type Range } f
 import { expectDone, imageEndOffset, mergeJson, virtualSize } from '../helpers/merge-result.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,12 +29,7 @@ for (const medium of ['file', 'loop device'] as const) {
     before(async function () {
       if (medium === 'loop device' && !(await canUseLoopDevices())) this.skip();
     });
-    beforeEach(async () => {
-      ws = await Workspace.create('volmerge-grown-');
-    });
-    afterEach(async () => {
-      await ws?.dispose();
-    });
+    freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-grown-');
 
     for (const layout of [{ name: 'default layout', options: {} }, { name: '128 KiB clusters + extended_l2', options: { clusterSize: 128 * KiB, extendedL2: true } }]) {
       it(`ends with top's virtual size and bitmaps covering the grown area (${layout.name})`, async () => {

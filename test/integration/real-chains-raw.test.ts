@@ -8,6 +8,7 @@ import { buildLayoutChain, denseRanges, readsAs, scatteredRanges, type LayoutCha
 import { expectDone, expectRefused, fingerprints, mergeJson, virtualSize } from '../helpers/merge-result.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,12 +29,7 @@ for (const medium of ['file', 'loop device'] as const) {
     before(async function () {
       if (medium === 'loop device' && !(await canUseLoopDevices())) this.skip();
     });
-    beforeEach(async () => {
-      ws = await Workspace.create('volmerge-raw-');
-    });
-    afterEach(async () => {
-      await ws?.dispose();
-    });
+    freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-raw-');
 
     /** Builds the chain (a raw device of exactly the virtual size) and a raw copy of what it reads before the merge. */
     async function rawChain(spec: Partial<LayoutChainSpec> = {}): Promise<{ base: string; top: string; raw: string }> {

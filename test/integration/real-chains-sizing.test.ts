@@ -8,6 +8,7 @@ import { expectDone, imageEndOffset, mergeJson, virtualSize } from '../helpers/m
 import { sizingTable, type SizingRow } from '../helpers/sizing-table.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -83,12 +84,7 @@ describe('real chains: sizing matrix (planned size against what base uses)', fun
       before(async function () {
         if (medium === 'loop device' && !(await canUseLoopDevices())) this.skip();
       });
-      beforeEach(async () => {
-        ws = await Workspace.create('volmerge-sizing-');
-      });
-      afterEach(async () => {
-        await ws?.dispose();
-      });
+      freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-sizing-');
 
       for (const cell of matrixCells()) {
         it(cell.name, async () => {

@@ -5,6 +5,7 @@ import { checksums, volmerge } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const MiB = 1024 * 1024;
 
@@ -101,12 +102,7 @@ describe('refused merges change nothing', function () {
 describe('dry run and repeated merges', function () {
   this.timeout(60_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create();
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh));
 
   it('--dry-run --json lists the stale bitmaps under prune and changes nothing', async () => {
     const base = ws.path('base.qcow2');

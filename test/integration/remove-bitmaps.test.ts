@@ -1,6 +1,5 @@
 // removeBitmaps: many bitmaps removed by one qemu-storage-daemon (or qemu-img per bitmap when it is missing), checked alike.
 import { expect } from 'chai';
-import { chmod, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { VolmergeError } from '../../src/errors.js';
 import { startStorageDaemon } from '../../src/qemu/qmp.js';
@@ -11,6 +10,8 @@ import { sh } from '../helpers/commands.js';
 import { Workspace } from '../helpers/workspace.js';
 import { execa } from 'execa';
 import { sleep } from '../helpers/wait.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { fakeTool } from '../helpers/fake-tools.js';
 
 const MiB = 1024 * 1024;
 const STALE = Array.from({ length: 32 }, (_, i) => `stale${i}`);
@@ -40,12 +41,7 @@ async function thrownBy(body: () => Promise<unknown>): Promise<unknown> {
 describe('removeBitmaps', function () {
   this.timeout(120_000);
   let ws: Workspace;
-  beforeEach(async () => {
-    ws = await Workspace.create();
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh));
 
   /** A qcow2 image with the 32 stale bitmaps and one bitmap 'keep' holding data. */
   async function imageWithBitmaps(path: string, stale = STALE): Promise<string> {
@@ -138,13 +134,7 @@ describe('removeBitmaps', function () {
 
   it('fails with bitmap-write-failed when the daemon reports lost bitmaps on stderr, though it exits 0', async () => {
     const image = await imageWithBitmaps(ws.path('base.qcow2'), STALE.slice(0, 4));
-    const liar = ws.path('lying-daemon');
-    await writeFile(
-      liar,
-      '#!/bin/sh\nqemu-storage-daemon "$@"\necho "qemu-storage-daemon: Lost persistent bitmaps during inactivation of node \'image\': ' +
-        'Failed to write bitmap \'keep\' to file: No space left on device" >&2\nexit 0\n',
-    );
-    await chmod(liar, 0o755);
+    const liar = await fakeTool(ws.path('bin'), 'qemu-storage-daemon', 'lying-storage-daemon');
     const error = await thrownBy(() => withDaemon(liar, () => removeBitmaps(image, 'file', STALE.slice(0, 4))));
     expect(error).to.be.instanceOf(VolmergeError);
     expect(error).to.have.property('code', 'bitmap-write-failed');

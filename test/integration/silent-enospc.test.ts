@@ -5,6 +5,7 @@ import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
 import { commit, copyBitmap } from '../../src/qemu/mutations.js';
 import { VolmergeError } from '../../src/errors.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const MiB = 1024 * 1024;
 
@@ -14,12 +15,7 @@ describe('silent ENOSPC on a 128 MiB block device (the vdsm case, without volmer
   before(async function () {
     if (!(await canUseLoopDevices())) this.skip();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create();
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh));
 
   async function staleChain(stale: number): Promise<{ base: string; top: string }> {
     const base = await ws.blockDevice('base', 128 * MiB);

@@ -1,8 +1,7 @@
 // Crash safety on real LVM (npm run test:lvm runs it, in the test VM where device-mapper is missing): the mid-merge mark is an LV tag,
 // an extension survives a crash, lvs failing at recovery only delays the job, a removed LV ends it as volume-deleted.
 import { expect } from 'chai';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { configureLog } from '../../src/log.js';
 import { runMergeJob } from '../../src/jobs/run-merge.js';
@@ -13,7 +12,10 @@ import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
 import { until } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
-import { runCli } from '../integration/crash-harness.js';
+
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { runCli } from '../helpers/cli.js';
+import { fakeTool } from '../helpers/fake-tools.js';
 
 interface LvChain {
   top: string;
@@ -45,13 +47,12 @@ describe('crash safety on LVM', function () {
     configureLog('warn');
     await vg?.dispose();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-crash-lvm-');
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-lvm-');
+  beforeEach(() => {
     process.env.VOLMERGE_LOCK_DIR = ws.path('locks');
   });
-  afterEach(async () => {
+  afterEach(() => {
     process.env = { ...savedEnv };
-    await ws?.dispose();
   });
 
   /** A 32 MiB base LV (too small: the merge must extend it) under a 128 MiB top LV with 48 MiB of data. */
@@ -99,9 +100,8 @@ describe('crash safety on LVM', function () {
     const crashed = await runCli(['merge', '--top', chain.top, '--base', chain.base, '--rate-limit', String(16 * 1024 * 1024)], { ...chain.env, VOLMERGE_CRASH_AT: 'commit:during:40' });
     expect(crashed.signal).to.equal('SIGKILL');
     const bin = ws.path('lvm-bin');
-    await mkdir(bin);
-    await writeFile(join(bin, 'lvs'), '#!/bin/sh\necho "  lvs: device-mapper is having a bad day" >&2\nexit 5\n');
-    await chmod(join(bin, 'lvs'), 0o755);
+    await fakeTool(bin, 'lvs', 'failing-command');
+    process.env.FAKE_FAILURE_MESSAGE = '  lvs: device-mapper is having a bad day';
     process.env.VOLMERGE_LVM_BIN_DIR = bin;
     const resumable: ResumableJob[] = [];
     const updates: RecoveredJob[] = [];

@@ -1,12 +1,14 @@
 // On real LVM: a missing LV, a missing VG and a failing lvs are told apart, and nothing changes.
 import { expect } from 'chai';
-import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { makeChain } from '../helpers/images.js';
 import { checksums, volmerge } from '../helpers/cli.js';
 import { TestVg } from '../helpers/lvm.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { fakeTool } from '../helpers/fake-tools.js';
 
 describe('LVM: errors that must not be confused', function () {
   this.timeout(600_000);
@@ -23,12 +25,7 @@ describe('LVM: errors that must not be confused', function () {
   after(async () => {
     await vg?.dispose();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create();
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh));
 
   async function failedWith(args: string[], env: Record<string, string> = {}): Promise<{ code: string; stderr: string }> {
     const before = await checksums([base, top]);
@@ -52,12 +49,10 @@ describe('LVM: errors that must not be confused', function () {
 
   it('says lvs failed, not that anything is gone, when lvs itself fails', async () => {
     const bin = ws.path('lvm-bin');
-    await mkdir(bin);
     const lvsPath = (await execa('bash', ['-c', 'command -v lvs'])).stdout.trim();
-    await writeFile(join(bin, 'lvs'), '#!/bin/sh\necho "  simulated: lvmetad/locking failure" >&2\nexit 5\n');
-    await chmod(join(bin, 'lvs'), 0o755);
+    await fakeTool(bin, 'lvs', 'failing-command');
     for (const tool of ['lvextend', 'lvchange', 'vgs']) await symlink(lvsPath, join(bin, tool));
-    const { code, stderr } = await failedWith(['--top', top, '--base', base], { VOLMERGE_LVM_BIN_DIR: bin });
+    const { code, stderr } = await failedWith(['--top', top, '--base', base], { VOLMERGE_LVM_BIN_DIR: bin, FAKE_FAILURE_MESSAGE: '  simulated: lvmetad/locking failure' });
     expect(code).to.equal('lvm-failed');
     expect(stderr).to.match(/lvs failed .* state is unknown/);
     expect(stderr).not.to.match(/does not exist|gone|deleted/);

@@ -5,6 +5,7 @@ import { covers, dirtyExtents } from '../helpers/dirty-map.js';
 import { volmerge } from '../helpers/cli.js';
 import { TestVg } from '../helpers/lvm.js';
 import { Workspace } from '../helpers/workspace.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,12 +24,7 @@ describe('LVM: extending the base LV', function () {
   after(async () => {
     await vg?.dispose();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create();
-  });
-  afterEach(async () => {
-    await ws?.dispose();
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh));
 
   it('extends a 128 MiB base under 200 MiB of data to whole extents, not more than one extent above the need, and only once', async () => {
     const base = await vg.lv('base', 128);

@@ -14,8 +14,10 @@ import { Workspace } from '../helpers/workspace.js';
 import { agentMethods } from '../../src/agent/methods.js';
 import { JobRegistry } from '../../src/agent/registry.js';
 import { readLv } from '../../src/storage/lvm.js';
-import { runCli } from '../integration/crash-harness.js';
-import { backingOf, infoOf, KEPT, prepareInternalChain, type InternalChain } from '../integration/finalize-harness.js';
+
+import { backingOf, infoOf, KEPT, prepareInternalChain, type InternalChain } from '../helpers/finalize-harness.js';
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { runCli } from '../helpers/cli.js';
 
 const MiB = 1024 * 1024;
 
@@ -53,14 +55,11 @@ describe('LVM: finishing a merge', function () {
   after(async () => {
     await vg?.dispose();
   });
-  beforeEach(async () => {
-    ws = await Workspace.create('volmerge-finalize-lvm-');
-  });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-finalize-lvm-');
   const savedLockDir = process.env.VOLMERGE_LOCK_DIR;
   afterEach(async () => {
     if (savedLockDir === undefined) delete process.env.VOLMERGE_LOCK_DIR;
     else process.env.VOLMERGE_LOCK_DIR = savedLockDir;
-    await ws?.dispose();
   });
 
   it('internal merge of three LVs: child backed by base and reading as before, top LV removed, base shrunk to within one extent of image-end-offset', async () => {

@@ -11,7 +11,9 @@ import { buildLayoutChain, denseRanges, readsAs, scatteredRanges, type LayoutCha
 import { expectDone, fingerprints, imageEndOffset, mergeJson, virtualSize, type MergeJsonPlan } from '../helpers/merge-result.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
 import { Workspace } from '../helpers/workspace.js';
-import { runCli } from '../integration/crash-harness.js';
+
+import { freshWorkspaceEachTest } from '../helpers/hooks.js';
+import { runCli } from '../helpers/cli.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,13 +30,10 @@ describe('LVM: real chains (raw base LVs, base layouts, grown disks, running out
   after(async () => {
     await vg?.dispose();
   });
+  freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-lvm-real-');
   beforeEach(async () => {
-    ws = await Workspace.create('volmerge-lvm-real-');
     env = { VOLMERGE_STATE_DIR: ws.path('state'), VOLMERGE_LOCK_DIR: ws.path('locks') };
     await mkdir(env.VOLMERGE_STATE_DIR as string, { recursive: true });
-  });
-  afterEach(async () => {
-    await ws?.dispose();
   });
 
   /** Two LVs holding a chain built by spec, and a raw copy of what top reads before the merge. */

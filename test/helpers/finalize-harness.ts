@@ -3,10 +3,10 @@
 import { expect } from 'chai';
 import { mkdir, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
-import { sh } from '../helpers/commands.js';
-import { addBitmap, bitmapsIn, makeChain, rawCopy, sameData, writeData } from '../helpers/images.js';
-import type { Workspace } from '../helpers/workspace.js';
+import { covers, dirtyExtents, type Extent } from './dirty-map.js';
+import { sh } from './commands.js';
+import { addBitmap, bitmapsIn, makeChain, rawCopy, sameData, writeData } from './images.js';
+import type { Workspace } from './workspace.js';
 
 /** The bitmaps base must end up with, exactly (as in a plain merge). */
 export const KEPT = ['shared', 'toponly'];

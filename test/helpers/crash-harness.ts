@@ -1,13 +1,10 @@
 // Test harness for crash safety: chains with every kind of bitmap, a CLI merge run in its own process group (so a crash
 // point can SIGKILL the whole group without touching the test runner), and the checks a merge must pass afterwards.
 import { expect } from 'chai';
-import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
-import { bitmapsIn, makeChain, rawCopy, sameData } from '../helpers/images.js';
-import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
-import { CLI } from '../helpers/cli.js';
-import type { Workspace } from '../helpers/workspace.js';
-import { processGroupGone } from '../helpers/wait.js';
+import { bitmapsIn, makeChain, rawCopy, sameData } from './images.js';
+import { covers, dirtyExtents, type Extent } from './dirty-map.js';
+import type { Workspace } from './workspace.js';
 
 const MiB = 1024 * 1024;
 
@@ -24,25 +21,6 @@ export interface PreparedChain {
   /** Environment for the CLI: a state folder and a lock folder of this test. */
   env: Record<string, string>;
   stateDir: string;
-}
-
-/** What a CLI run left. */
-export interface CliRun {
-  exitCode: number | undefined;
-  signal: string | undefined;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the built CLI detached (its own session and process group, as setsid does): a crash point SIGKILLs that group,
- * qemu-img included, and never the test runner's.
- */
-export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
-  const child = execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', detached: true, env });
-  const result = await child;
-  if (child.pid !== undefined) await processGroupGone(child.pid);
-  return { exitCode: result.exitCode, signal: result.signal ?? undefined, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
 /** Makes a 256 MiB-virtual chain on files or on 128 MiB loop devices: 2 stale, 1 shared, 1 top-only and 1 disabled bitmap; 32 MiB in top. */

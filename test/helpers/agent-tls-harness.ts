@@ -3,7 +3,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RpcClient } from '../../src/agent/client.js';
-import { makeTestPki, type CertFiles, type TestPki } from '../helpers/certs.js';
+import { makeTestPki, type CertFiles, type TestPki } from './certs.js';
 import type { AgentProcess, AgentWorkspace } from './agent-harness.js';
 
 const made = new Map<string, Promise<TestPki>>();

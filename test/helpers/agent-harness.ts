@@ -5,10 +5,11 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RpcClient } from '../../src/agent/client.js';
-import { CLI } from '../helpers/cli.js';
-import { sh } from '../helpers/commands.js';
-import { makeChain, rawCopy, type ChainSpec } from '../helpers/images.js';
-import { processGroupGone, sleep } from '../helpers/wait.js';
+import { CLI } from './cli.js';
+import { sh } from './commands.js';
+import { makeChain, rawCopy, type ChainSpec } from './images.js';
+import { processGroupGone, sleep } from './wait.js';
+import { freshEachTest } from './hooks.js';
 
 /** A job as Host.getJobs returns it. */
 export interface JobView {
@@ -88,15 +89,7 @@ export class AgentWorkspace {
  * workspace disposed of (which stops the agents started in it).
  */
 export function freshAgentWorkspaceEachTest(use: (workspace: AgentWorkspace) => void): void {
-  let current: AgentWorkspace | undefined;
-  beforeEach(async () => {
-    current = await AgentWorkspace.create();
-    use(current);
-  });
-  afterEach(async () => {
-    await current?.dispose();
-    current = undefined;
-  });
+  freshEachTest(() => AgentWorkspace.create(), use);
 }
 
 /** A running agent process and a client on its socket. */
