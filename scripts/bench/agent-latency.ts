@@ -60,7 +60,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Copies the golden chain into <domains>/<sd>/images/<img>/<vol> with top's backing file named relatively, as vdsm does. */
-async function domainChain(domains: string, golden: GoldenChain): Promise<Record<string, string>> {
+export async function domainChain(domains: string, golden: GoldenChain): Promise<Record<string, string>> {
   const info = { sd_id: 'bench-sd', img_id: randomUUID(), top_id: randomUUID(), base_id: randomUUID() };
   const dir = join(domains, info.sd_id, 'images', info.img_id);
   await mkdir(dir, { recursive: true });

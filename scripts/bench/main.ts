@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { measureAgent } from './agent-latency.js';
 import { buildGolden, type GoldenChain, type Medium } from './chains.js';
 import { measureCommitOptions } from './commit-options.js';
+import { measureFixedCost } from './fixed-cost.js';
 import { measurePairs } from './pairs.js';
 import { exec } from './proc.js';
 import { straceCount } from './process-count.js';
@@ -20,7 +21,8 @@ const USAGE = `usage: npm run bench -- [options]
   --big                also 4096 MiB (4 GiB)
   --runs N             runs per figure, median reported (default 5, at least 5 for published figures)
   --media LIST         file,loop (default both)
-  --sections LIST      startup,pairs,options,agent (default all)
+  --sections LIST      startup,fixed,pairs,options,agent (default all)
+  --fixed-size MiB     data in top for the fixed-cost comparison of the CLI and the agent (default 64)
   --option-size MiB    data size for the commit-option comparison (default 1024)
   --agent-size MiB     data size of each of the 4 agent merges (default 1024)
   --stale N            stale bitmaps in base (default 32)
@@ -47,7 +49,8 @@ function settings(argv: string[]) {
       big: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       media: { type: 'string', default: 'file,loop' },
-      sections: { type: 'string', default: 'startup,pairs,options,agent' },
+      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent' },
+      'fixed-size': { type: 'string', default: '64' },
       'option-size': { type: 'string', default: '1024' },
       'agent-size': { type: 'string', default: '1024' },
       stale: { type: 'string', default: '32' },
@@ -73,6 +76,7 @@ function settings(argv: string[]) {
     sections: new Set(list(values.sections)),
     optionSize: positiveInt(values['option-size'], '--option-size'),
     agentSize: positiveInt(values['agent-size'], '--agent-size'),
+    fixedSize: positiveInt(values['fixed-size'], '--fixed-size'),
     stale: Number(values.stale),
     dir: values.dir,
     out: resolve(values.out),
@@ -114,6 +118,8 @@ async function main(): Promise<void> {
     commitOptions: [],
     targets: {
       outsideCommit: '< 250 ms with 32 stale bitmaps',
+      fixedCli: '< 300 ms outside the copy by the CLI (files, 32 stale bitmaps, a small top)',
+      fixedAgent: '< 150 ms outside the copy by the agent',
       ratio: 'merge / commit <= 1.10 at 1 GiB, <= 1.03 at 4 GiB',
       help: 'volmerge --help < 300 ms',
       getJobs: 'Host.getJobs p99 < 20 ms with 4 merges running',
@@ -137,6 +143,10 @@ async function main(): Promise<void> {
       }
       return chain;
     };
+    if (options.sections.has('fixed')) {
+      say(`bench: fixed cost by the CLI and by the agent, ${options.fixedSize} MiB in top`);
+      results.fixed = await measureFixedCost(build, workspace, await golden(options.fixedSize), Math.max(options.runs, 9), say);
+    }
     if (options.sections.has('pairs')) {
       for (const medium of options.media) {
         for (const dataMiB of options.sizes) {

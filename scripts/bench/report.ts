@@ -1,5 +1,6 @@
 // Renders the benchmark figures as markdown tables (printed, and pasted into README's Performance section).
 import type { AgentResult } from './agent-latency.js';
+import type { FixedCostResult } from './fixed-cost.js';
 import type { OptionResult } from './commit-options.js';
 import type { PairResult } from './pairs.js';
 import type { StraceCount } from './process-count.js';
@@ -14,6 +15,8 @@ export interface BenchResults {
   strace: StraceCount[];
   commitOptions: OptionResult[];
   agent?: AgentResult;
+  /** The fixed cost by the CLI and by the agent (files, stale bitmaps, a small top). */
+  fixed?: FixedCostResult;
   targets: Record<string, string>;
 }
 
@@ -95,6 +98,21 @@ function startupAndAgentTable(startup: StartupResult | undefined, agent: AgentRe
 }
 
 /** The whole report as markdown. */
+/** The fixed cost by both ways in, against the targets (300 ms by the CLI, 150 ms by the agent). */
+function pathsTable(fixed: FixedCostResult): string[] {
+  const row = (path: string, summary: FixedCostResult['cli'], target: number): string =>
+    `| ${path} | ${ms(summary.median)}${mark(summary.median <= target)} | ${ms(summary.min)} - ${ms(summary.max)} | ${target} ms |`;
+  return [
+    `The fixed cost of a merge by each way in (files, ${fixed.staleBitmaps} stale bitmaps in base, ${size(fixed.dataMiB)} in top; wall time minus the commit process, runs alternated, medians):`,
+    '',
+    '| path | outside the commit | range | target |',
+    '|---|---|---|---|',
+    row('`volmerge merge` (node start-up included)', fixed.cli, 300),
+    row('agent `SDM.merge` until its "done" event', fixed.agent, 150),
+  ];
+}
+
+/** All the tables, in the README's order. */
 export function renderMarkdown(results: BenchResults): string {
   const m = results.machine;
   const sections = [
@@ -109,6 +127,7 @@ export function renderMarkdown(results: BenchResults): string {
     '',
     ...fixedCostTable(results.pairs, results.strace),
   ];
+  if (results.fixed) sections.push('', ...pathsTable(results.fixed));
   if (results.commitOptions.length > 0) sections.push('', 'qemu-img commit options (each from a fresh copy, no cached pages):', '', ...optionsTable(results.commitOptions));
   sections.push('', 'Start-up and agent:', '', ...startupAndAgentTable(results.startup, results.agent));
   return sections.join('\n');

@@ -2,7 +2,7 @@
 // them as JSON to $VOLMERGE_BENCH_TRACE when the program exits. It changes nothing else; the benchmark counts with it.
 // CommonJS, so that tracing does not start node's ES module loader, which the CLI itself does not need.
 import childProcess from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 
 /** One child process as the trace records it; times are performance.now() of the traced process (ms since it started). */
 export interface TracedChild {
@@ -19,6 +19,8 @@ export interface SpawnTrace {
 
 const children: TracedChild[] = [];
 const output = process.env.VOLMERGE_BENCH_TRACE;
+/** For a long-lived program (the agent): each child is appended to this file as one JSON line when it exits. */
+const lines = process.env.VOLMERGE_BENCH_TRACE_LINES;
 
 type Starter = (...args: unknown[]) => unknown;
 
@@ -31,17 +33,21 @@ function wrap(name: 'spawn' | 'execFile' | 'exec' | 'fork' | 'spawnSync' | 'exec
     const record: TracedChild = { argv: [file, ...rest], startMs: performance.now() };
     children.push(record);
     const result = original.apply(this, args);
-    if (result instanceof childProcess.ChildProcess) result.once('exit', () => (record.endMs = performance.now()));
-    else record.endMs = performance.now();
+    const ended = (): void => {
+      record.endMs = performance.now();
+      if (lines) appendFileSync(lines, `${JSON.stringify(record)}\n`);
+    };
+    if (result instanceof childProcess.ChildProcess) result.once('exit', ended);
+    else ended();
     return result;
   };
   (childProcess as unknown as Record<string, Starter>)[name] = wrapped;
 }
 
-if (output) {
+if (output || lines) {
   for (const name of ['spawn', 'execFile', 'exec', 'fork', 'spawnSync', 'execFileSync', 'execSync'] as const) wrap(name);
   process.once('exit', () => {
     const trace: SpawnTrace = { children, exitMs: performance.now() };
-    writeFileSync(output, JSON.stringify(trace));
+    if (output) writeFileSync(output, JSON.stringify(trace));
   });
 }
