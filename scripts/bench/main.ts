@@ -8,6 +8,7 @@ import { measureAgent } from './agent-latency.js';
 import { buildGolden, type GoldenChain, type Medium } from './chains.js';
 import { measureCommitOptions } from './commit-options.js';
 import { measureFixedCost } from './fixed-cost.js';
+import { measureLive } from './live.js';
 import { measurePairs } from './pairs.js';
 import { exec } from './proc.js';
 import { straceCount } from './process-count.js';
@@ -21,10 +22,12 @@ const USAGE = `usage: npm run bench -- [options]
   --big                also 4096 MiB (4 GiB)
   --runs N             runs per figure, median reported (default 5, at least 5 for published figures)
   --media LIST         file,loop (default both)
-  --sections LIST      startup,fixed,pairs,options,agent (default all)
+  --sections LIST      startup,fixed,pairs,options,agent,live (default all)
   --fixed-size MiB     data in top for the fixed-cost comparison of the CLI and the agent (default 64)
   --option-size MiB    data size for the commit-option comparison (default 1024)
   --agent-size MiB     data size of each of the 4 agent merges (default 1024)
+  --live-size MiB      data in top for the live merge against the cold commit, per medium (default 256)
+  --live-writes N      guest writes per latency sample set in the live section (default 200)
   --stale N            stale bitmaps in base (default 32)
   --dir DIR            where chains are built (default /var/tmp)
   --out FILE           figures as JSON (default bench-results.json)
@@ -49,10 +52,12 @@ function settings(argv: string[]) {
       big: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       media: { type: 'string', default: 'file,loop' },
-      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent' },
+      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent,live' },
       'fixed-size': { type: 'string', default: '64' },
       'option-size': { type: 'string', default: '1024' },
       'agent-size': { type: 'string', default: '1024' },
+      'live-size': { type: 'string', default: '256' },
+      'live-writes': { type: 'string', default: '200' },
       stale: { type: 'string', default: '32' },
       dir: { type: 'string', default: '/var/tmp' },
       out: { type: 'string', default: 'bench-results.json' },
@@ -77,6 +82,8 @@ function settings(argv: string[]) {
     optionSize: positiveInt(values['option-size'], '--option-size'),
     agentSize: positiveInt(values['agent-size'], '--agent-size'),
     fixedSize: positiveInt(values['fixed-size'], '--fixed-size'),
+    liveSize: positiveInt(values['live-size'], '--live-size'),
+    liveWrites: positiveInt(values['live-writes'], '--live-writes'),
     stale: Number(values.stale),
     dir: values.dir,
     out: resolve(values.out),
@@ -166,6 +173,12 @@ async function main(): Promise<void> {
     if (options.sections.has('agent')) {
       say(`bench: agent with 4 merges of ${options.agentSize} MiB`);
       results.agent = await measureAgent(build, workspace, await golden(options.agentSize), 4, say);
+    }
+    if (options.sections.has('live')) {
+      for (const medium of options.media) {
+        say(`bench: ${medium}, ${options.liveSize} MiB: live merge in a running VM against a cold commit, guest write latency`);
+        (results.live ??= []).push(await measureLive(workspace, await golden(options.liveSize), medium, Math.min(options.runs, 3), options.liveWrites));
+      }
     }
   });
 

@@ -2,6 +2,7 @@
 import type { AgentResult } from './agent-latency.js';
 import type { FixedCostResult } from './fixed-cost.js';
 import type { OptionResult } from './commit-options.js';
+import { liveTable, type LiveFigures } from './live.js';
 import type { PairResult } from './pairs.js';
 import type { StraceCount } from './process-count.js';
 import type { StartupResult } from './startup.js';
@@ -17,6 +18,8 @@ export interface BenchResults {
   agent?: AgentResult;
   /** The fixed cost by the CLI and by the agent (files, stale bitmaps, a small top). */
   fixed?: FixedCostResult;
+  /** A live merge in a running VM against a cold commit of the same chain, and the guest's write latency. */
+  live?: LiveFigures[];
   targets: Record<string, string>;
 }
 
@@ -129,6 +132,9 @@ export function renderMarkdown(results: BenchResults): string {
   ];
   if (results.fixed) sections.push('', ...pathsTable(results.fixed));
   if (results.commitOptions.length > 0) sections.push('', 'qemu-img commit options (each from a fresh copy, no cached pages):', '', ...optionsTable(results.commitOptions));
+  if (results.live && results.live.length > 0) {
+    sections.push('', 'Live merge in a running VM (TCG, no guest OS) against a cold commit of the same chain, and one 64 KiB guest write:', '', liveTable(results.live));
+  }
   sections.push('', 'Start-up and agent:', '', ...startupAndAgentTable(results.startup, results.agent));
   return sections.join('\n');
 }
