@@ -128,6 +128,16 @@ export function planMerge(input: PlanInput): MergePlan {
     whyNoBitmaps: baseFormat === 'raw' ? 'is raw and cannot hold bitmaps' : 'is a qcow2 version 2 image (compat=0.10), which cannot hold bitmaps',
     dropBitmaps: input.dropBitmaps === true,
   });
+  return planWithBitmaps(input, bitmaps);
+}
+
+/**
+ * The plan for a bitmap decision already made (a live merge decides from QMP's view, where every bitmap of a running
+ * image reads in-use): base sized for it and checked for room, or the error that refuses the merge.
+ */
+export function planWithBitmaps(input: PlanInput, bitmaps: BitmapDecision): MergePlan {
+  const { top, base } = input;
+  const baseFormat = input.baseFormat ?? 'qcow2';
   const plan: MergePlan = {
     top: top.path,
     base: base.path,
