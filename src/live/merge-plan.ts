@@ -32,7 +32,7 @@ export function refuseColdOnlyOptions(request: MergeRequest): void {
   if (request.shrink) cold.push('--shrink');
   if (request.dropBitmaps) cold.push('--drop-bitmaps');
   if (cold.length > 0) {
-    throw new VolmergeError('usage', `a live merge (--qmp) of ${request.top} does not take ${cold.join(', ')}; leave them out, or stop the VM and merge cold`);
+    throw new VolmergeError('unsupported', `a live merge (--qmp) of ${request.top} does not take ${cold.join(', ')}; leave them out, or stop the VM and merge cold`);
   }
 }
 
