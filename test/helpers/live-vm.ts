@@ -97,7 +97,15 @@ export async function startLiveVm(dir: string, paths: readonly string[]): Promis
       if (exited) throw new Error(`qemu-system-x86_64 exited at start: ${printed.slice(-2000)}`);
       await sleep(10);
     }
-    const qmp = await QmpClient.connect(testSocket);
+    // qemu creates the socket file before it listens on it: a refused connection this early is retried.
+    let qmp: QmpClient | undefined;
+    for (const deadline = Date.now() + 10_000; !qmp; ) {
+      qmp = await QmpClient.connect(testSocket).catch(async (error: unknown) => {
+        if (exited || Date.now() > deadline) throw error;
+        await sleep(20);
+        return undefined;
+      });
+    }
     const writes: GuestWrite[] = [];
     let results = 0;
     return {

@@ -178,6 +178,10 @@ describe('volmerge merge --qmp: live merge through the CLI', function () {
     // The job goes on inside qemu without volmerge.
     expect((await queryJobs(vm.qmp)).map((job) => job.status)).to.deep.equal(['running']);
     await vm.write(0x62, 120 * MiB, MiB);
+    // A cold merge is refused while the VM answers, and says how to finish the live one.
+    const cold = await volmerge(mergeArgs(chain));
+    expect(cold.exitCode).to.equal(1);
+    expect(cold.stderr).to.contain('is unfinished and its VM still answers').and.to.contain(`--qmp ${vm.socket}`);
     const unfinished = await status(chain);
     expect(unfinished.state).to.equal('unfinished');
     expect(unfinished.job?.kind).to.equal('live');
