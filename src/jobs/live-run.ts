@@ -5,6 +5,7 @@ import { executeTable } from '../engine/executor.js';
 import type { JournalWriter } from '../engine/journal-writer.js';
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
+import { cancel } from '../live/cancel.js';
 import { findLiveChain, type LiveChain } from '../live/chain.js';
 import { findJob } from '../live/job.js';
 import { log } from '../log.js';
@@ -39,6 +40,7 @@ export async function executeLive(request: MergeJobRequest, writer: JournalWrite
       ...(request.onStep ? { onStep: request.onStep } : {}),
     });
   } catch (thrown) {
+    if (request.signal?.aborted && writer.journal.steps.pivot === undefined) throw await cancelJob(writer, context, thrown);
     throw await recordFailure(writer, thrown);
   } finally {
     await stopWatch(context);
@@ -49,6 +51,22 @@ export async function executeLive(request: MergeJobRequest, writer: JournalWrite
     log.warn(`job ${writer.journal.jobId}: the live merge is done but ${writer.store.locationOf(writer.key)} could not be removed: ${(error as Error).message}`);
   }
   return { status: 'done', plan: writer.journal.plan, usedSize: null, live: { active: context.chain.active }, ...(resumed ? { resumed } : {}) };
+}
+
+/**
+ * An abort before the pivot (Job.abort): qemu's job is cancelled and the chain left as it was (base's bitmaps record
+ * again, base read-only again), and the journal goes; what the job had copied into base is below top, which covers it.
+ * A cancel that fails keeps the journal, as any failure past the commit does.
+ */
+async function cancelJob(writer: JournalWriter, context: LiveContext, thrown: unknown): Promise<unknown> {
+  try {
+    await cancel(context.client, context.chain, context.qemuJob, { reenable: context.bitmaps.disable });
+  } catch (error) {
+    return recordFailure(writer, error);
+  }
+  await writer.store.remove(writer.key);
+  log.warn(`job ${writer.journal.jobId}: aborted; block job ${context.qemuJob} cancelled, ${context.request.top} -> ${context.request.base} as it was`);
+  return thrown;
 }
 
 /**
