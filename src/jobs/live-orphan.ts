@@ -22,8 +22,11 @@ async function vmAnswers(socket: string): Promise<boolean> {
   }
 }
 
-/** Closes the chain's unfinished live job when its VM is gone, so that a cold merge finishes the chain; refuses otherwise. */
-export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobStore, unfinished: UnfinishedJob): Promise<void> {
+/**
+ * Closes the chain's unfinished live job when its VM is gone, so that a cold merge finishes the chain; refuses
+ * otherwise. Resolves true when the job's commit had started (base may hold part of top).
+ */
+export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobStore, unfinished: UnfinishedJob): Promise<boolean> {
   const { journal, key } = unfinished;
   const socket = journal.request.qmp ?? '';
   const live = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${socket}`;
@@ -56,4 +59,5 @@ export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobS
   });
   await store.remove(key);
   log.warn(`job ${journal.jobId}: ${message}`);
+  return journal.steps.commit !== undefined;
 }

@@ -50,10 +50,11 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
 async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase: Volume | undefined): Promise<MergeOutcome> {
   const base = lockedBase ?? (await resolveJobBase(request));
   const unfinished = await findUnfinishedJob(store, base.identity);
+  let job = request;
   if (unfinished?.journal.kind === 'live') {
     if (request.qmp) return resumeLive(request, store, unfinished, base);
     // Refused while the VM answers; closed (vm-gone) when it is gone, and this cold merge finishes the chain.
-    await closeOrphanedLiveJob(request, store, unfinished);
+    if (await closeOrphanedLiveJob(request, store, unfinished)) job = { ...request, baseHoldsPartOfTop: true };
   } else if (unfinished) {
     if (request.qmp) {
       throw new VolmergeError(
@@ -66,7 +67,7 @@ async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase
   }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
-  return request.qmp ? runLiveFresh(request, store, volumes) : runFresh(request, store, volumes);
+  return request.qmp ? runLiveFresh(request, store, volumes) : runFresh(job, store, volumes);
 }
 
 /**

@@ -44,6 +44,8 @@ export interface PlanInput extends Pick<Inspection, 'top' | 'base' | 'topInfo' |
   dropBitmaps?: boolean;
   /** The end of the merge, planned by planFinalize. */
   finalize?: FinalizePlan;
+  /** Base already holds part of top: the bytes top may still bring (see Qcow2SizeEstimate.partialTop). */
+  partialTop?: number;
 }
 
 /** The bitmaps base keeps after the merge, each with the granularity it will have there. */
@@ -67,6 +69,7 @@ function sizeBase(input: PlanInput, bitmaps: BitmapDecision): { neededSize: numb
     baseEnd: input.baseEnd,
     baseVirtualSize: input.baseInfo['virtual-size'],
     topVirtualSize,
+    ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }),
   });
   return { neededSize: sizing.needed, sizing };
 }

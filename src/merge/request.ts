@@ -18,6 +18,8 @@ export interface MergeRequest {
   rateLimit?: number;
   /** The QMP monitor socket of the VM that runs the chain: a live merge (block-commit inside the VM). */
   qmp?: string;
+  /** Base already holds part of top (a live merge's commit that its VM's end cut short): sized for holes. Not journaled. */
+  baseHoldsPartOfTop?: boolean;
 }
 
 /** The request as the journal keeps it: paths made absolute, leaf room explicit, nothing that is off. */
