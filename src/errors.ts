@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'volume-retired'
   | 'unsupported-image'
   | 'bitmaps-unsupported'
+  | 'vm-gone'
   | 'internal';
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */

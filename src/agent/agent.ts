@@ -23,6 +23,8 @@ export interface AgentOptions {
   maxBodyBytes?: number;
   /** Test-only commit rate limit (VOLMERGE_TEST_COMMIT_RATE). */
   commitRateLimit?: number;
+  /** The folder of the VMs' QMP sockets, for VM.merge. */
+  qmpDir?: string;
   /** How long a recovered job whose volumes could not be probed waits before the next probe (recovery's default: 30 s). */
   recoveryRetryMs?: number;
   version: string;
@@ -72,6 +74,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     version: options.version,
     readLv,
     ...(options.fileDomains ? { fileDomains: options.fileDomains } : {}),
+    ...(options.qmpDir ? { qmpDir: options.qmpDir } : {}),
     ...(options.commitRateLimit ? { commitRateLimit: options.commitRateLimit } : {}),
   });
   const listeners = await serve({

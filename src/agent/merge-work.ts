@@ -22,6 +22,9 @@ export interface MergeWorkRequest {
   removeTop?: boolean;
   shrink?: boolean;
   dropBitmaps?: boolean;
+  /** VM.merge: the VM's QMP socket (a live merge), and its copy limit in bytes per second. */
+  qmp?: string;
+  rateLimit?: number;
 }
 
 /** A merge that recovery found unfinished in the state dir, to be finished by this agent under its job id. */
@@ -72,6 +75,8 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
       ...(request.removeTop ? { removeTop: true } : {}),
       ...(request.shrink ? { shrink: true } : {}),
       ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+      ...(request.qmp ? { qmp: request.qmp } : {}),
+      ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     };
     await runThroughJob({ jobId: request.jobId, stateDir: request.stateDir, request: merge, ...(request.commitRateLimit ? { commitRateLimit: request.commitRateLimit } : {}) }, context);
     await bumpAfterMerge(chain.generation, expected, chain.base);

@@ -1,4 +1,4 @@
-// The agent's JSON-RPC methods: SDM.merge, Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
+// The agent's JSON-RPC methods: SDM.merge, VM.merge (live), Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
 // and Job.delete as extensions. Job ids may be given as a command-line merge's journal id (cli-PID-MS) too.
 import { VolmergeError } from '../errors.js';
 import type { JobRegistry } from './registry.js';
@@ -11,6 +11,7 @@ import { jobStatusView, MERGE_JOB, type JobStatusView } from './job-view.js';
 import { volumeInfoParams } from './volume-params.js';
 import { volumeInfo } from './volume-info.js';
 import type { MethodTable } from './rpc.js';
+import { startVmMerge, type VmMergeParams } from './vm-merge.js';
 
 /** What the methods work with. */
 export interface AgentServices extends AddressContext {
@@ -19,6 +20,8 @@ export interface AgentServices extends AddressContext {
   version: string;
   /** Test-only commit rate limit (bytes per second). */
   commitRateLimit?: number;
+  /** The folder of the VMs' QMP sockets (<vmID>.qmp): VM.merge runs live merges through them. */
+  qmpDir?: string;
 }
 
 interface MergeParams {
@@ -63,6 +66,10 @@ export function agentMethods(services: AgentServices): MethodTable {
         });
         return true;
       },
+    },
+    'VM.merge': {
+      paramsSchema: 'rpc-params-vm-merge.schema.json',
+      handler: async (raw) => startVmMerge(raw as unknown as VmMergeParams, services),
     },
     'Host.getJobs': {
       paramsSchema: 'rpc-params-host-get-jobs.schema.json',

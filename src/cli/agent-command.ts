@@ -10,6 +10,7 @@ export interface AgentArgs {
   socket: string;
   stateDir: string;
   fileDomains?: string;
+  qmpDir?: string;
   maxJobs: number;
   listen?: string;
   tlsCert?: string;
@@ -31,6 +32,7 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
     .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'Unix socket to serve on (created with mode 0600)' })
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder for journals, locks and bitmap backups' })
     .option('file-domains', { type: 'string', describe: 'Root of the file storage domains: <DIR>/<sd_id>/images/<img_id>/<vol_id>' })
+    .option('qmp-dir', { type: 'string', describe: "Folder of the VMs' QMP monitor sockets (<vmID>.qmp): VM.merge merges live through them" })
     .option('max-jobs', { type: 'number', default: DEFAULT_MAX_JOBS, describe: 'Merges that run at once; the others wait as pending' })
     .option('listen', { type: 'string', describe: 'Also serve on TCP HOST:PORT, with TLS only (needs --tls-cert, --tls-key, --tls-ca)' })
     .option('tls-cert', { type: 'string', describe: "The agent's certificate (PEM) for --listen" })
@@ -86,6 +88,7 @@ export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise
       stopTimeoutSeconds: args.stopTimeout,
       version: packageVersion(),
       ...(args.fileDomains ? { fileDomains: args.fileDomains } : {}),
+      ...(args.qmpDir ? { qmpDir: args.qmpDir } : {}),
       ...(tls ? { tls } : {}),
       ...(rate ? { commitRateLimit: rate } : {}),
     });

@@ -21,6 +21,7 @@ export interface MergeArgs {
   removeTop: boolean;
   shrink: boolean;
   dropBitmaps: boolean;
+  qmp?: string;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -42,9 +43,14 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
       default: false,
       describe: "Do not carry top's bitmaps that base lacks (base's own are still merged); needed when base is raw and top has bitmaps. The next backup of the disk must be a full one",
     })
+    .option('qmp', {
+      type: 'string',
+      describe: "Merge live: the QMP monitor socket of the VM that runs the chain (block-commit inside the VM; top and base as the VM opened them)",
+    })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
       if (args.child !== undefined && (typeof args.child !== 'string' || !args.child)) throw new Error('--child must name a volume');
+      if (args.qmp !== undefined && (typeof args.qmp !== 'string' || !args.qmp)) throw new Error('--qmp must name the VM\'s QMP socket');
       const leafRoom = args['leaf-room'];
       if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
       const rate = args['rate-limit'];
@@ -54,7 +60,14 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --dry-run', 'Show what a merge of two LVs would do')
     .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/prealloc --drop-bitmaps', "Merge into a raw (preallocated) base, dropping top's bitmaps, which raw cannot hold")
+    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --qmp /run/vm1.qmp', 'Merge live, while the VM that runs the chain keeps running')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk') as unknown as Argv<MergeArgs>;
+}
+
+/** What an operator reads after a live merge. */
+function describeLiveDone(top: string, base: string, active: boolean, carried: readonly string[]): string {
+  const chain = active ? `the VM writes to ${base} now` : `the volume above ${top} is backed by ${base} now`;
+  return `done (live): ${base} holds top's data and ${chain}; bitmaps ${carried.join(', ') || '(none)'} carried, persistent and enabled in the VM; ${top} is closed in the VM and no longer used`;
 }
 
 /** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
@@ -79,6 +92,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       ...(args.removeTop ? { removeTop: true } : {}),
       ...(args.shrink ? { shrink: true } : {}),
       ...(args.dropBitmaps ? { dropBitmaps: true } : {}),
+      ...(args.qmp ? { qmp: args.qmp } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -98,7 +112,8 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       console.log('dry run: nothing was changed');
     } else {
       if (outcome.resumed) console.log(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
-      console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
+      if (outcome.live) console.log(describeLiveDone(args.top, args.base, outcome.live.active, outcome.plan.bitmaps.merge));
+      else console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
       const dropped = outcome.plan.bitmaps.drop ?? [];
       if (dropped.length > 0) console.log(`dropped top's bitmaps ${dropped.join(', ')} as asked: the next backup of this disk must be a full one`);
       if (typeof outcome.usedSize === 'number') console.log(`base's image ends at ${outcome.usedSize} bytes (${outcome.plan.neededSize} planned)`);

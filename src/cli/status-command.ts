@@ -35,7 +35,8 @@ export function describeStatus(status: ChainStatus): string {
   lines.push(`  mark:   ${status.mark ? `mid-merge by job ${status.mark.jobId}${status.mark.since ? ` since ${status.mark.since}` : ''} (${status.mark.where})` : 'none'}`);
   lines.push(`  lock:   ${status.lock ? `held by pid ${status.lock.pid}, job ${status.lock.jobId}, since ${status.lock.since}` : 'free'}`);
   if (status.job) {
-    lines.push(`  job:    ${status.job.jobId} (${status.job.state}, attempt ${status.job.attempt}), top ${status.job.top}`);
+    const live = status.job.kind === 'live' ? `, live through ${status.job.qmp ?? 'its VM'}` : '';
+    lines.push(`  job:    ${status.job.jobId} (${status.job.state}, attempt ${status.job.attempt}${live}), top ${status.job.top}`);
     lines.push(`  steps:  ${status.job.steps.map((s) => `${s.name} ${s.status}`).join(', ')}`);
     if (status.job.error) lines.push(`  error:  ${status.job.error.code}: ${status.job.error.message}`);
   }

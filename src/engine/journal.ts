@@ -1,6 +1,7 @@
 // The write-ahead journal of a job: its request and plan, each step's record, where the bitmap backup is. Checked
 // against schemas/journal.schema.json whenever it is written or read; what a record means is read through a table's shape.
 import { VolmergeError } from '../errors.js';
+import type { LiveBitmapPlan } from '../live/bitmap-plan.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { MergeRequest } from '../merge/request.js';
 import { describeErrors, validatorFor } from '../schema.js';
@@ -46,10 +47,34 @@ export interface BackupImage {
   bitmaps: BackedUpBitmap[];
 }
 
+/** Where a live merge's chain sits in the VM: node names, so that a later run finishes the job after the pivot too (top is out of the chain then). */
+export interface LiveJournalChain {
+  active: boolean;
+  topFormat: string;
+  topStorage: string;
+  baseFormat: string;
+  baseStorage: string;
+  root: string;
+  device: string;
+  /** The overlay above top (internal merge). */
+  above?: { format: string; storagePath: string };
+}
+
+/** What a live merge keeps beyond a cold one: qemu's job id (kept across takeovers) and the bitmap plan made from QMP's view. */
+export interface LiveJournal {
+  qemuJob: string;
+  bitmaps: LiveBitmapPlan;
+  chain: LiveJournalChain;
+}
+
 /** The journal of one merge job. */
 export interface Journal {
   version: 1;
   jobId: string;
+  /** Which step table runs the job: 'cold' (qemu-img; also when absent, in journals older than live merges) or 'live' (a VM's block-commit). */
+  kind?: 'cold' | 'live';
+  /** A live merge's own record. */
+  live?: LiveJournal;
   state: JournalState;
   createdAt: string;
   updatedAt: string;

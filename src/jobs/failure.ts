@@ -5,7 +5,8 @@ import type { JournalWriter } from '../engine/journal-writer.js';
 import { needsRecovery, now } from '../engine/journal.js';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import { COLD_MERGE_SHAPE, topRemovalStarted } from '../steps/cold-merge.js';
+import { topRemovalStarted } from '../steps/cold-merge.js';
+import { shapeOfJournal } from '../steps/shapes.js';
 
 const GONE_CODES = new Set(['not-found', 'lv-missing', 'vg-missing']);
 
@@ -32,7 +33,7 @@ export async function recordFailure(writer: JournalWriter, thrown: unknown): Pro
         record.error = { code: error.code, message: error.message };
       }
     });
-    if (!needsRecovery(writer.journal, COLD_MERGE_SHAPE)) await writer.store.remove(writer.key);
+    if (!needsRecovery(writer.journal, shapeOfJournal(writer.journal))) await writer.store.remove(writer.key);
     else log.info(`job ${journal.jobId}: journal kept in ${writer.store.locationOf(writer.key)}; merging the chain again finishes it`);
   } catch (bookkeeping) {
     log.error(`job ${journal.jobId}: could not record the failure in its journal: ${(bookkeeping as Error).message}`);

@@ -33,4 +33,6 @@ export interface MergeOutcome {
   resumed?: { jobId: string; fromStep: string };
   /** Where base's image ends after the merge (qemu-img check's image-end-offset); null for a raw base; absent in a dry run. */
   usedSize?: number | null;
+  /** A live merge: active (the VM writes to base now) or internal (the overlay above top is backed by base now). */
+  live?: { active: boolean };
 }

@@ -78,6 +78,12 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
   }
+  if (journal.kind === 'live') {
+    // The agent does not run live merges: the job goes on inside the VM and the CLI re-attaches to it.
+    const how = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${journal.request.qmp ?? 'SOCKET'}`;
+    const message = `a live merge, run inside the VM; finish it with ${how} (without --qmp once the VM is gone)`;
+    return { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message } };
+  }
   const topMayBeGone = topRemovalStarted(journal);
   const probe = await probeVolumes(journal.volumes, { topMayBeGone });
   if (probe.state === 'unknown') {

@@ -35,7 +35,7 @@ async function resizeForResume(writer: JournalWriter, inspection: Inspection): P
 }
 
 /** Refuses a run whose top is not the top of the unfinished merge. */
-function assertSameTop(request: MergeJobRequest, earlier: UnfinishedJob['journal'], top: Volume | undefined): void {
+export function assertSameTop(request: MergeJobRequest, earlier: UnfinishedJob['journal'], top: Volume | undefined): void {
   if (top && top.identity !== earlier.volumes.top.identity) {
     throw new VolmergeError(
       'mid-merge',

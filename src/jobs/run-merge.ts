@@ -10,6 +10,9 @@ import { resolveJobBase, withChain } from './chain.js';
 import { missingMeansDeleted } from './failure.js';
 import { planAnnounced, runFresh } from './fresh-run.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
+import { closeOrphanedLiveJob } from './live-orphan.js';
+import { planLiveDry, runLiveFresh } from './live-plan.js';
+import { resumeLive } from './live-run.js';
 import { checkPreconditions } from './preconditions.js';
 import { resume } from './resume.js';
 import { findUnfinishedJob, nextStep, type UnfinishedJob } from './unfinished.js';
@@ -39,6 +42,7 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
+  if (request.qmp) return planLiveDry(request);
   return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
 }
 
@@ -46,10 +50,24 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
 async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase: Volume | undefined): Promise<MergeOutcome> {
   const base = lockedBase ?? (await resolveJobBase(request));
   const unfinished = await findUnfinishedJob(store, base.identity);
-  if (unfinished) return resume(request, store, unfinished, base);
+  let job = request;
+  if (unfinished?.journal.kind === 'live') {
+    if (request.qmp) return resumeLive(request, store, unfinished, base);
+    // Refused while the VM answers; closed (vm-gone) when it is gone, and this cold merge finishes the chain.
+    if (await closeOrphanedLiveJob(request, store, unfinished)) job = { ...request, baseHoldsPartOfTop: true };
+  } else if (unfinished) {
+    if (request.qmp) {
+      throw new VolmergeError(
+        'mid-merge',
+        `base ${request.base}: a cold merge of ${unfinished.journal.request.top} (job ${unfinished.journal.jobId}) is unfinished; it can only be finished cold: ` +
+          `stop the VM, then run volmerge merge --top ${unfinished.journal.request.top} --base ${request.base}`,
+      );
+    }
+    return resume(request, store, unfinished, base);
+  }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
-  return runFresh(request, store, volumes);
+  return request.qmp ? runLiveFresh(request, store, volumes) : runFresh(job, store, volumes);
 }
 
 /**

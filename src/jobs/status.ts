@@ -2,7 +2,7 @@
 // merged, unfinished, needing a person, or idle. Reading them changes nothing and takes no lock.
 import type { Journal } from '../engine/journal.js';
 import type { MidMergeMark } from '../storage/marks.js';
-import { MERGE_STEPS } from '../steps/cold-merge.js';
+import { shapeOfJournal } from '../steps/shapes.js';
 import { nextStep } from './unfinished.js';
 
 /** The status of a chain as `volmerge status --json` prints it (schemas/status.schema.json). */
@@ -14,6 +14,9 @@ export interface ChainStatus {
   lock: { pid: number; jobId: string; since: string } | null;
   job: {
     jobId: string;
+    /** cold (qemu-img) or live (a VM's block-commit, through qmp). */
+    kind: 'cold' | 'live';
+    qmp?: string;
     state: Journal['state'];
     top: string;
     base: string;
@@ -52,12 +55,14 @@ export interface StatusFacts {
 function jobSummary(journal: Journal): NonNullable<ChainStatus['job']> {
   return {
     jobId: journal.jobId,
+    kind: journal.kind ?? 'cold',
+    ...(journal.request.qmp ? { qmp: journal.request.qmp } : {}),
     state: journal.state,
     top: journal.request.top,
     base: journal.request.base,
     attempt: journal.attempt,
     nextStep: nextStep(journal),
-    steps: MERGE_STEPS.map((name) => ({ name, status: journal.steps[name]?.status ?? 'pending' })),
+    steps: shapeOfJournal(journal).steps.map((name) => ({ name, status: journal.steps[name]?.status ?? 'pending' })),
     ...(journal.error ? { error: journal.error } : {}),
   };
 }
@@ -86,7 +91,8 @@ export function decideStatus(facts: StatusFacts): ChainStatus {
     status.advice = `base may hold part of a merge: see ${guide} in the README before using or merging it`;
   } else if (status.job) {
     status.state = 'unfinished';
-    status.advice = `run volmerge merge --top ${status.job.top} --base ${facts.base} to finish it from step ${status.job.nextStep}`;
+    const live = status.job.qmp ? ` --qmp ${status.job.qmp}` : '';
+    status.advice = `run volmerge merge --top ${status.job.top} --base ${facts.base}${live} to finish it from step ${status.job.nextStep}`;
   } else if (facts.unreadJobs.length > 0) {
     status.state = 'unfinished';
     status.advice = `job LV ${facts.unreadJobs.join(', ')} holds the journal of a merge that has not ended (it may be running on another host); ${FINISH_ANYWHERE}`;

@@ -3,7 +3,7 @@ import { JournalWriter } from '../engine/journal-writer.js';
 import { firstUnfinishedStep, isUnfinished, now, type Journal } from '../engine/journal.js';
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
-import { COLD_MERGE_SHAPE } from '../steps/cold-merge.js';
+import { shapeOfJournal } from '../steps/shapes.js';
 
 /** An unfinished journal and the key it is under. */
 export interface UnfinishedJob {
@@ -15,7 +15,7 @@ export interface UnfinishedJob {
 export async function findUnfinishedJob(store: JobStore, baseIdentity: string): Promise<UnfinishedJob | undefined> {
   const found: UnfinishedJob[] = [];
   for (const entry of await store.list()) {
-    if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal, COLD_MERGE_SHAPE)) {
+    if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal, shapeOfJournal(entry.journal))) {
       found.push({ key: entry.key, journal: entry.journal });
     }
   }
@@ -30,12 +30,12 @@ export async function findUnfinishedJob(store: JobStore, baseIdentity: string): 
 
 /** The first step an unfinished job has not done ('end': only bookkeeping is left). */
 export function nextStep(journal: Journal): string {
-  return firstUnfinishedStep(journal, COLD_MERGE_SHAPE) ?? 'end';
+  return firstUnfinishedStep(journal, shapeOfJournal(journal)) ?? 'end';
 }
 
 /** Where an unfinished job stands, for messages: "step commit" or "its last bookkeeping". */
 export function resumePoint(journal: Journal): string {
-  const step = firstUnfinishedStep(journal, COLD_MERGE_SHAPE);
+  const step = firstUnfinishedStep(journal, shapeOfJournal(journal));
   return step ? `step ${step}` : 'its last bookkeeping';
 }
 

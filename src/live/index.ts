@@ -15,8 +15,8 @@
 //
 // Abort: cancel(client, chain, jobId, { reenable: plan.disable }). Re-attach: connect again, findLiveChain (before
 // the pivot the chain still reads top -> base), findJob(client, jobId), then the same steps from where it stands.
-// Not wired into the CLI or the agent yet: the step engine will call these. Measured qemu behaviour:
-// docs/live-merge-notes.md.
+// The step engine calls these from the live table (src/steps/live-merge.ts, run by `volmerge merge --qmp`); the agent
+// does not run live merges yet. Measured qemu behaviour: docs/live-merge-notes.md.
 
 /** The steps, their options and results. */
 export { QmpClient, QmpCommandError } from '../qemu/qmp-client.js';

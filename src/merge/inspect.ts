@@ -1,7 +1,7 @@
 // Step 1: resolve both volumes, check every header of the chain (chain-guard.ts) before qemu-img opens it, and prove
 // that top is really backed by base (resolved paths, not strings); then read both with one qemu-img info.
 import { VolmergeError } from '../errors.js';
-import { readChain } from '../qemu/queries.js';
+import { readChain, type ReadOptions } from '../qemu/queries.js';
 import type { Qcow2Header } from '../qemu/qcow2-header.js';
 import type { ImageInfo } from '../qemu/types.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
@@ -62,10 +62,10 @@ export async function guardResolved(top: Volume, base: Volume): Promise<GuardedC
   return guarded;
 }
 
-/** Reads top and base with one qemu-img info --backing-chain (the chain is guarded already) and checks it matches the headers. */
-export async function inspectGuarded(guarded: GuardedChain): Promise<Inspection> {
+/** Reads top and base with one qemu-img info --backing-chain (the chain is guarded already; forceShare: a VM holds it) and checks it matches the headers. */
+export async function inspectGuarded(guarded: GuardedChain, read: ReadOptions = {}): Promise<Inspection> {
   const { top, base } = guarded;
-  const [topInfo, baseInfo] = await readChain(top.realPath);
+  const [topInfo, baseInfo] = await readChain(top.realPath, read);
   if (!topInfo || !baseInfo) throw new VolmergeError('bad-output', `qemu-img info --backing-chain ${top.path} did not return top and base`);
   if (topInfo.format !== 'qcow2') throw new VolmergeError('not-qcow2', `top ${top.path} is ${topInfo.format}, not qcow2`);
   if (baseInfo.format !== guarded.baseFormat) {

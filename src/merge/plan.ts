@@ -44,6 +44,8 @@ export interface PlanInput extends Pick<Inspection, 'top' | 'base' | 'topInfo' |
   dropBitmaps?: boolean;
   /** The end of the merge, planned by planFinalize. */
   finalize?: FinalizePlan;
+  /** Base already holds part of top: the bytes top may still bring (see Qcow2SizeEstimate.partialTop). */
+  partialTop?: number;
 }
 
 /** The bitmaps base keeps after the merge, each with the granularity it will have there. */
@@ -67,6 +69,7 @@ function sizeBase(input: PlanInput, bitmaps: BitmapDecision): { neededSize: numb
     baseEnd: input.baseEnd,
     baseVirtualSize: input.baseInfo['virtual-size'],
     topVirtualSize,
+    ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }),
   });
   return { neededSize: sizing.needed, sizing };
 }
@@ -128,6 +131,16 @@ export function planMerge(input: PlanInput): MergePlan {
     whyNoBitmaps: baseFormat === 'raw' ? 'is raw and cannot hold bitmaps' : 'is a qcow2 version 2 image (compat=0.10), which cannot hold bitmaps',
     dropBitmaps: input.dropBitmaps === true,
   });
+  return planWithBitmaps(input, bitmaps);
+}
+
+/**
+ * The plan for a bitmap decision already made (a live merge decides from QMP's view, where every bitmap of a running
+ * image reads in-use): base sized for it and checked for room, or the error that refuses the merge.
+ */
+export function planWithBitmaps(input: PlanInput, bitmaps: BitmapDecision): MergePlan {
+  const { top, base } = input;
+  const baseFormat = input.baseFormat ?? 'qcow2';
   const plan: MergePlan = {
     top: top.path,
     base: base.path,

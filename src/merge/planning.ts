@@ -17,6 +17,8 @@ export async function planFor(request: MergeRequest, volumes?: { top: Volume; ba
   const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded));
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
-  const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true });
+  // After an interrupted live commit: top may still bring all it holds (its allocated bytes, as qemu-img info reads them).
+  const partialTop = request.baseHoldsPartOfTop ? (inspection.topInfo['actual-size'] ?? top.sizeBytes) : undefined;
+  const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true, ...(partialTop === undefined ? {} : { partialTop }) });
   return { inspection, plan };
 }

@@ -16,6 +16,10 @@ export interface MergeRequest {
   dropBitmaps?: boolean;
   /** Commit rate limit in bytes per second (tests only). */
   rateLimit?: number;
+  /** The QMP monitor socket of the VM that runs the chain: a live merge (block-commit inside the VM). */
+  qmp?: string;
+  /** Base already holds part of top (a live merge's commit that its VM's end cut short): sized for holes. Not journaled. */
+  baseHoldsPartOfTop?: boolean;
 }
 
 /** The request as the journal keeps it: paths made absolute, leaf room explicit, nothing that is off. */
@@ -29,5 +33,6 @@ export function durableRequest(request: MergeRequest, absolute: (path: string) =
     ...(request.shrink ? { shrink: true } : {}),
     ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
+    ...(request.qmp ? { qmp: absolute(request.qmp) } : {}),
   };
 }

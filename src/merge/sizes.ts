@@ -67,6 +67,12 @@ export interface Qcow2SizeEstimate {
   rewrite: number;
   /** A grown disk: base's old L1 table stays allocated while the new one is written, and one cluster more. */
   growth: number;
+  /**
+   * Base already holds part of top (an interrupted live commit): the bytes top may still bring, each in a new cluster
+   * at worst, since the commit left holes that a compact measure misses. Then the first term is at least
+   * baseEnd + partialTop + bitmaps.
+   */
+  partialTop?: number;
   /** Bytes base must hold: max(required + bitmaps, baseEnd) + rewrite + growth. */
   needed: number;
 }
@@ -79,6 +85,8 @@ export interface Qcow2SizeInput {
   baseEnd: number;
   baseVirtualSize: number;
   topVirtualSize: number;
+  /** See Qcow2SizeEstimate.partialTop. */
+  partialTop?: number;
 }
 
 /** The bytes a qcow2 base must hold during and after the merge. */
@@ -89,8 +97,9 @@ export function qcow2Needed(input: Qcow2SizeInput): Qcow2SizeEstimate {
   const rewrite = bitmaps + 2 * layout.clusterSize;
   const grows = input.topVirtualSize > input.baseVirtualSize;
   const growth = grows ? roundUp(l1TableBytes(input.baseVirtualSize, layout), layout.clusterSize) + layout.clusterSize : 0;
-  const needed = Math.max(input.required + bitmaps, input.baseEnd) + rewrite + growth;
-  return { required: input.required, bitmaps, baseEnd: input.baseEnd, rewrite, growth, needed };
+  const partial = input.partialTop === undefined ? 0 : input.baseEnd + input.partialTop + bitmaps;
+  const needed = Math.max(input.required + bitmaps, input.baseEnd, partial) + rewrite + growth;
+  return { required: input.required, bitmaps, baseEnd: input.baseEnd, rewrite, growth, ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }), needed };
 }
 
 /** The size to extend an LV to, or null when it is big enough already. */

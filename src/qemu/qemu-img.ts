@@ -31,11 +31,15 @@ export function firstErrorLine(stderr: string): string {
   return line.replace(/^qemu-img:\s*/, '') || 'no message';
 }
 
+/** What a 'busy' refusal adds: a cold merge needs the chain unused, and a running VM's disk is merged live. */
+export const BUSY_HINT =
+  ' (is a VM or another process using it? a cold merge needs it unused; to merge the disk of a running VM, add --qmp SOCKET with its QMP monitor socket)';
+
 /** Throws a VolmergeError for a qemu-img run that exited non-zero, naming the volume. */
 export function failIfExited(result: CommandResult, volume: string, action: string): void {
   if (result.exitCode === 0 && !result.signal) return;
   const code = result.signal ? 'aborted' : classifyOpenFailure(result.stderr);
-  const hint = code === 'busy' ? ' (is a VM or another process using it? a cold merge needs it unused)' : '';
+  const hint = code === 'busy' ? BUSY_HINT : '';
   const how = result.signal ? `was stopped by ${result.signal}` : `failed (exit ${result.exitCode}): ${firstErrorLine(result.stderr)}`;
   throw new VolmergeError(code, `${volume}: qemu-img ${action} ${how}${hint}`, {
     argv: result.argv,

@@ -14,19 +14,26 @@ export async function readInfo(path: string, options: { forceShare?: boolean; fo
   return parseAgainst<ImageInfo>('qemu-img-info.schema.json', result.stdout, `qemu-img info ${path}`);
 }
 
+/** Options of the read-only queries; forceShare (-U) reads images that a running VM holds, without their locks. */
+export interface ReadOptions {
+  forceShare?: boolean;
+}
+
 /** qemu-img info --backing-chain of a qcow2 image: the image first, then each backing file. */
-export async function readChain(path: string): Promise<ImageInfo[]> {
-  const result = await runQemuImg(['info', '--output', 'json', '--backing-chain', '-f', 'qcow2', path]);
+export async function readChain(path: string, options: ReadOptions = {}): Promise<ImageInfo[]> {
+  const result = await runQemuImg(['info', '--output', 'json', '--backing-chain', ...(options.forceShare ? ['-U'] : []), '-f', 'qcow2', path]);
   failIfExited(result, path, 'info --backing-chain');
   return parseAgainst<ImageInfo[]>('qemu-img-info-chain.schema.json', result.stdout, `qemu-img info --backing-chain ${path}`);
 }
 
-/** The json: filename that opens top over base with nothing behind base. */
-export function subchainFilename(top: string, topDriver: ProtocolDriver, base: string, baseDriver: ProtocolDriver): string {
+/** The json: filename that opens top over base with nothing behind base (read-only without locks when forceShare). */
+export function subchainFilename(top: string, topDriver: ProtocolDriver, base: string, baseDriver: ProtocolDriver, options: ReadOptions = {}): string {
+  const shared = options.forceShare ? { 'read-only': true, 'force-share': true } : {};
   const spec = {
     driver: 'qcow2',
+    ...shared,
     file: { driver: topDriver, filename: top },
-    backing: { driver: 'qcow2', file: { driver: baseDriver, filename: base }, backing: null },
+    backing: { driver: 'qcow2', ...shared, file: { driver: baseDriver, filename: base }, backing: null },
   };
   return `json:${JSON.stringify(spec)}`;
 }
@@ -42,16 +49,17 @@ export async function measureSubchain(
   base: string,
   baseDriver: ProtocolDriver,
   targetOptions?: string,
+  read: ReadOptions = {},
 ): Promise<MeasureInfo> {
   const options = targetOptions ? ['-o', targetOptions] : [];
-  const result = await runQemuImg(['measure', '--output', 'json', '-O', 'qcow2', ...options, subchainFilename(top, topDriver, base, baseDriver)]);
+  const result = await runQemuImg(['measure', '--output', 'json', '-O', 'qcow2', ...options, subchainFilename(top, topDriver, base, baseDriver, read)]);
   failIfExited(result, top, 'measure');
   return parseAgainst<MeasureInfo>('qemu-img-measure.schema.json', result.stdout, `qemu-img measure ${top}`);
 }
 
 /** qemu-img check; exit 0 (clean) and 3 (leaked clusters only) are accepted, corruption is an error. */
-export async function checkImage(path: string): Promise<CheckInfo> {
-  const result = await runQemuImg(['check', '--output', 'json', '-f', 'qcow2', path]);
+export async function checkImage(path: string, options: ReadOptions = {}): Promise<CheckInfo> {
+  const result = await runQemuImg(['check', '--output', 'json', ...(options.forceShare ? ['-U'] : []), '-f', 'qcow2', path]);
   if (result.exitCode === 2) {
     throw new VolmergeError('verify-failed', `${path}: qemu-img check found corruption; do not use this volume before repairing it`, {
       argv: result.argv,

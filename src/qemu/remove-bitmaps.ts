@@ -2,7 +2,7 @@
 // per bitmap (32 stale bitmaps: one process and one image open instead of 32). Same checks as removeBitmap.
 import { VolmergeError } from '../errors.js';
 import type { CommandResult } from '../os/run.js';
-import { classifyOpenFailure } from './qemu-img.js';
+import { BUSY_HINT, classifyOpenFailure } from './qemu-img.js';
 import { failOnSilentBitmapLoss, removeBitmap } from './mutations.js';
 import { QMP_IMAGE_NODE, runQmpOnImage, type StorageDaemon } from './qmp.js';
 import type { ProtocolDriver } from './queries.js';
@@ -17,7 +17,7 @@ function daemonComplaint(stderr: string): string {
 function failIfDaemonFailed(result: CommandResult, opened: boolean, image: string, names: readonly string[]): void {
   if (opened && result.exitCode === 0 && !result.signal) return;
   const code = result.signal ? 'aborted' : classifyOpenFailure(result.stderr);
-  const hint = code === 'busy' ? ' (is a VM or another process using it? a cold merge needs it unused)' : '';
+  const hint = code === 'busy' ? BUSY_HINT : '';
   const how = result.signal ? `was stopped by ${result.signal}` : `failed (exit ${result.exitCode}): ${daemonComplaint(result.stderr)}`;
   throw new VolmergeError(code, `${image}: removing bitmaps ${names.join(', ')} with qemu-storage-daemon ${how}${hint}`, {
     argv: result.argv,

@@ -26,15 +26,41 @@ export interface CliRun {
   stderr: string;
 }
 
+/** A CLI run started in the background: its pid, whether it has exited, and its end (the group gone). */
+export interface StartedCli {
+  pid: number | undefined;
+  exited(): boolean;
+  /** Sends a signal to the CLI's whole process group (as a crash would take qemu-img children with it). */
+  kill(signal: NodeJS.Signals): void;
+  done: Promise<CliRun>;
+}
+
 /**
- * Runs the built CLI detached (its own session and process group, as setsid does): a crash point SIGKILLs that group,
+ * Starts the built CLI detached (its own session and process group, as setsid does): a crash point SIGKILLs that group,
  * qemu-img included, and never the test runner's.
  */
-export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
+export function startCli(args: readonly string[], env: Record<string, string>): StartedCli {
   const child = execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', detached: true, env });
-  const result = await child;
-  if (child.pid !== undefined) await processGroupGone(child.pid);
-  return { pid: child.pid, exitCode: result.exitCode, signal: result.signal ?? undefined, stdout: String(result.stdout), stderr: String(result.stderr) };
+  let exited = false;
+  const done = (async (): Promise<CliRun> => {
+    const result = await child;
+    exited = true;
+    if (child.pid !== undefined) await processGroupGone(child.pid);
+    return { pid: child.pid, exitCode: result.exitCode, signal: result.signal ?? undefined, stdout: String(result.stdout), stderr: String(result.stderr) };
+  })();
+  return {
+    pid: child.pid,
+    exited: () => exited,
+    kill: (signal) => {
+      if (child.pid !== undefined && !exited) process.kill(-child.pid, signal);
+    },
+    done,
+  };
+}
+
+/** Runs the built CLI detached (see startCli) and waits for its end. */
+export async function runCli(args: readonly string[], env: Record<string, string>): Promise<CliRun> {
+  return startCli(args, env).done;
 }
 
 /** Runs `volmerge ARGS` (through runCli) when only the exit code and output matter; never throws on a non-zero exit. */

@@ -39,6 +39,8 @@ export interface LiveVm {
   quit(): Promise<void>;
   /** Kills qemu (test failure); harmless when it has exited. */
   kill(): Promise<void>;
+  /** SIGTERM, as an operator's kill does: qemu ends at once, closing its images (bitmaps stored) without a job's end. */
+  terminate(): Promise<void>;
   /** What qemu printed (qemu-io's output goes there). */
   output(): string;
 }
@@ -95,7 +97,15 @@ export async function startLiveVm(dir: string, paths: readonly string[]): Promis
       if (exited) throw new Error(`qemu-system-x86_64 exited at start: ${printed.slice(-2000)}`);
       await sleep(10);
     }
-    const qmp = await QmpClient.connect(testSocket);
+    // qemu creates the socket file before it listens on it: a refused connection this early is retried.
+    let qmp: QmpClient | undefined;
+    for (const deadline = Date.now() + 10_000; !qmp; ) {
+      qmp = await QmpClient.connect(testSocket).catch(async (error: unknown) => {
+        if (exited || Date.now() > deadline) throw error;
+        await sleep(20);
+        return undefined;
+      });
+    }
     const writes: GuestWrite[] = [];
     let results = 0;
     return {
@@ -118,6 +128,11 @@ export async function startLiveVm(dir: string, paths: readonly string[]): Promis
       async kill() {
         qmp.close();
         await kill();
+      },
+      async terminate() {
+        qmp.close();
+        if (!exited) child.kill('SIGTERM');
+        await exit;
       },
       output: () => printed,
     };

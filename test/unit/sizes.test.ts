@@ -34,6 +34,19 @@ describe('sizes', () => {
     const holes = qcow2Needed({ required: 100 * MiB, keptBitmaps: bitmaps, layout, baseEnd: 300 * MiB, baseVirtualSize: GiB, topVirtualSize: GiB });
     expect(holes.needed).to.equal(300 * MiB + kept + 128 * KiB);
   });
+  it('sizes a base that already holds part of top (an interrupted live commit) from where it ends plus all of top', () => {
+    const layout = { clusterSize: 65536, extendedL2: false, refcountBits: 16, compressionType: 'zlib' as const, version: 3 as const };
+    const bitmaps = [{ name: 'shared', granularity: 65536 }];
+    const input = { required: 36 * MiB, keptBitmaps: bitmaps, layout, baseEnd: 22 * MiB, baseVirtualSize: 256 * MiB, topVirtualSize: 256 * MiB };
+    const compact = qcow2Needed(input);
+    const partial = qcow2Needed({ ...input, partialTop: 32 * MiB });
+    expect(partial.partialTop).to.equal(32 * MiB);
+    expect(partial.needed).to.equal(22 * MiB + 32 * MiB + partial.bitmaps + partial.rewrite);
+    expect(partial.needed).to.be.greaterThan(compact.needed);
+    // A small remainder of top never sizes below the compact image.
+    expect(qcow2Needed({ ...input, partialTop: MiB }).needed).to.equal(compact.needed);
+  });
+
   it('extends only when the rounded target exceeds the LV, adding leaf room', () => {
     expect(lvExtendTarget(128 * MiB + 1, 0, 4 * MiB, 128 * MiB)).to.equal(128 * MiB + 4 * MiB);
     expect(lvExtendTarget(132710400, 0, 4 * MiB, 128 * MiB)).to.equal(null);
