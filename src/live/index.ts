@@ -7,14 +7,16 @@
 //   const plan = planLiveBitmaps(chain);                             // refuses an inconsistent or busy bitmap
 //   const watch = await watchSpace(client, chain, {...});            // LVs only: grows base before and during the job
 //   await disableForJob(client, chain, plan);                        // base's merge targets stop recording
+//   await pruneLiveBitmaps(client, chain, plan);                     // base reopened writable: stale bitmaps go
 //   await startCommit(client, chain, { jobId });                     // or finds the job already running
-//   await pruneLiveBitmaps(client, chain, plan);                     // base is writable now: stale bitmaps go
 //   await waitReady(client, jobId, { signal: AbortSignal.any([signal, watch.failed]), onProgress }); // ready/pending
 //   await pivotWithBitmaps(client, chain, plan, jobId);              // one transaction, then pivot or finalize
 //   await closeOldTop(client, chain); await watch.stop();            // old top's nodes closed, threshold cleared
 //
-// Abort: cancel(client, chain, jobId, { reenable: plan.disable }). Re-attach: connect again, findLiveChain (before
-// the pivot the chain still reads top -> base), findJob(client, jobId), then the same steps from where it stands.
+// The prune comes before the job: its first burst ignores the speed limit and can fill base, and removing a bitmap
+// needs a free cluster. Abort: cancel(client, chain, jobId, { reenable: plan.disable }). Re-attach: connect again,
+// findLiveChain (before the pivot the chain still reads top -> base), findJob(client, jobId), then the same steps from
+// where it stands.
 // Not wired into the CLI or the agent yet: the step engine will call these. Measured qemu behaviour:
 // docs/live-merge-notes.md.
 
