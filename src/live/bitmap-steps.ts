@@ -52,17 +52,18 @@ export async function enableAgain(client: QmpClient, chain: LiveChain, names: re
 }
 
 /**
- * Removes the stale bitmaps from base. Base is read-only in the VM until block-commit reopens it read-write, so this
- * runs once the commit has started; a bitmap already gone counts as removed.
+ * Removes the stale bitmaps from base. Run it before startCommit: the job's first burst ignores its speed limit and can
+ * fill base before anything else runs, and removing a bitmap needs a free cluster (a new bitmap directory), so a prune
+ * after the start can fail with ENOSPC. Base is read-only in the VM until block-commit reopens it read-write; a read-only
+ * base is reopened read-write here (block-commit would do so anyway, and cancel makes it read-only again). A bitmap
+ * already gone counts as removed.
  */
 export async function pruneLiveBitmaps(client: QmpClient, chain: LiveChain, plan: LiveBitmapPlan): Promise<void> {
   const base = await readNode(client, chain.base.format, chain.base.path);
   const present = new Set((base['dirty-bitmaps'] ?? []).map((b) => b.name));
   const stale = plan.prune.filter((name) => present.has(name));
   if (stale.length === 0) return;
-  if (base.ro) {
-    throw new VolmergeError('qemu-failed', `base ${chain.base.path}: read-only in the VM, so its stale bitmaps ${stale.join(', ')} cannot be removed yet; start the commit first`);
-  }
+  if (base.ro) await reopenBase(client, chain, false);
   await runTransaction(client, stale.map((name) => ({ type: 'block-dirty-bitmap-remove', data: { node: chain.base.format, name } })));
 }
 

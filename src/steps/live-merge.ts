@@ -1,7 +1,8 @@
 // The live merge as a table of steps, run by the same executor as the cold merge, inside the VM that holds the chain.
 // disable: base's merge targets stop recording (the commit's own copy would mark all of top in them); extend: a base LV
-// grown and watched; commit: block-commit started, or found running (the point of no return); prune: base's stale
-// bitmaps removed (base is writable once the commit runs); wait: the copy done (ready, or pending for an internal
+// grown and watched; prune: base's stale bitmaps removed (base reopened writable for it), before the job's first burst,
+// which ignores the speed limit, can fill base; commit: block-commit started, or found running (the point of no
+// return); wait: the copy done (ready, or pending for an internal
 // merge); pivot: top's bitmaps carried in one transaction, then the chain changed; close: old top's nodes closed.
 import { shapeOf, type Step, type StepTable } from '../engine/step.js';
 import { disableForJob, pruneLiveBitmaps } from '../live/bitmap-steps.js';
@@ -83,7 +84,7 @@ const closeStep: Step<LiveContext> = {
 };
 
 /** The steps of a live merge. */
-export const LIVE_MERGE: StepTable<LiveContext> = [disableStep, liveExtendStep, commitStep, pruneStep, waitStep, pivotStep, closeStep];
+export const LIVE_MERGE: StepTable<LiveContext> = [disableStep, liveExtendStep, pruneStep, commitStep, waitStep, pivotStep, closeStep];
 
 /** What the journal needs to know of the live merge's table. */
 export const LIVE_MERGE_SHAPE = shapeOf('live', LIVE_MERGE);

@@ -30,6 +30,10 @@ export interface BuiltChain {
 export interface ChainOptions {
   /** Put base on this path (a block device) instead of base.qcow2 in dir. */
   baseDevice?: string;
+  /** Put top on this path (a block device, an LV) instead of top.qcow2 in dir. */
+  topDevice?: string;
+  /** Put the leaf on this path (a block device, an LV) instead of leaf.qcow2 in dir; implies leaf. */
+  leafDevice?: string;
   /** Add a leaf above top: top becomes an inner volume. */
   leaf?: boolean;
   /** MiB of data in top (default 24, at 4 MiB). */
@@ -38,24 +42,25 @@ export interface ChainOptions {
 
 /**
  * Builds base (bitmaps stale0, stale1 and shared, then 8 MiB of 0x11) and top over it by a relative name when both are
- * files (TOP_UNTRACKED in 0x23, then bitmaps shared and toponly with 128 KiB granularity, then top's data in 0x22);
- * with leaf, a leaf over top (bitmap leafmap).
+ * files in dir, by base's path otherwise (TOP_UNTRACKED in 0x23, then bitmaps shared and toponly with 128 KiB
+ * granularity, then top's data in 0x22); with leaf, a leaf over top named the same way (bitmap leafmap).
  */
 export async function buildLiveChain(dir: string, options: ChainOptions = {}): Promise<BuiltChain> {
   const base = options.baseDevice ?? `${dir}/base.qcow2`;
-  const top = `${dir}/top.qcow2`;
+  const top = options.topDevice ?? `${dir}/top.qcow2`;
   await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '256M']);
   for (const name of ['stale0', 'stale1', 'shared']) await addBitmap(base, name);
   await writeData(base, 0, BASE_DATA.length / MiB, 0x11);
-  const backingName = dirname(base) === dir ? basename(base) : base;
-  await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', backingName, '-F', 'qcow2', top]);
+  // A relative backing name when both images are files in dir; the backing image's path otherwise.
+  const nameOf = (image: string, over: string): string => (dirname(image) === dir && dirname(over) === dir ? basename(image) : image);
+  await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', nameOf(base, top), '-F', 'qcow2', top]);
   await writeData(top, TOP_UNTRACKED.offset / MiB, TOP_UNTRACKED.length / MiB, 0x23);
   await addBitmap(top, 'shared');
   await addBitmap(top, 'toponly', { granularity: 128 * 1024 });
   await writeData(top, TOP_DATA.offset / MiB, options.topDataMiB ?? TOP_DATA.length / MiB, 0x22);
-  if (!options.leaf) return { base, top, layers: [base, top] };
-  const leaf = `${dir}/leaf.qcow2`;
-  await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', 'top.qcow2', '-F', 'qcow2', leaf]);
+  if (!options.leaf && !options.leafDevice) return { base, top, layers: [base, top] };
+  const leaf = options.leafDevice ?? `${dir}/leaf.qcow2`;
+  await sh(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', nameOf(top, leaf), '-F', 'qcow2', leaf]);
   await addBitmap(leaf, 'leafmap');
   return { base, top, leaf, layers: [base, top, leaf] };
 }
@@ -67,7 +72,9 @@ export async function guestView(chain: BuiltChain, raw: string): Promise<void> {
 
 /** Applies the guest's writes to the raw copy, so that it shows what the guest saw at the end. */
 export async function applyWrites(raw: string, writes: readonly GuestWrite[]): Promise<void> {
-  for (const write of writes) await sh(['qemu-io', '-f', 'raw', '-c', `write -P ${write.pattern} ${write.offset} ${write.length}`, raw]);
+  if (writes.length === 0) return;
+  // One qemu-io for all of them, in order: a spawn costs seconds in the nested test VM.
+  await sh(['qemu-io', '-f', 'raw', ...writes.flatMap((write) => ['-c', `write -P ${write.pattern} ${write.offset} ${write.length}`]), raw]);
 }
 
 /** Checks that image reads exactly as raw (qemu-img compare). */
@@ -96,6 +103,16 @@ export async function expectMissing(image: string, name: string, extent: Extent)
   const dirty = await dirtyExtents(image, name);
   const overlaps = dirty.filter((d) => d.offset < extent.offset + extent.length && extent.offset < d.offset + d.length);
   expect(overlaps, `${name} marks nothing of ${extent.offset}+${extent.length}`).to.deep.equal([]);
+}
+
+/** Checks, from one read of its dirty map, that bitmap name of image marks every extent of covered and nothing of missed. */
+export async function expectMarks(image: string, name: string, marks: { covered: readonly Extent[]; missed?: readonly Extent[] }): Promise<void> {
+  const dirty = await dirtyExtents(image, name);
+  for (const extent of marks.covered) expect(covers(dirty, [extent]), `${name} covers ${extent.offset}+${extent.length}`).to.equal(true);
+  for (const extent of marks.missed ?? []) {
+    const overlaps = dirty.filter((d) => d.offset < extent.offset + extent.length && extent.offset < d.offset + d.length);
+    expect(overlaps, `${name} marks nothing of ${extent.offset}+${extent.length}`).to.deep.equal([]);
+  }
 }
 
 /** The guest's writes as extents. */

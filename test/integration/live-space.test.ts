@@ -24,6 +24,7 @@ import {
   watchSpace,
   type LiveChain,
 } from '../../src/live/index.js';
+import { queryNodes } from '../../src/live/queries.js';
 
 const MiB = 1024 * 1024;
 const JOB = 'volmerge-live-space';
@@ -99,8 +100,8 @@ describe('live merge: base grows while the VM runs', function () {
     });
     expect(reasons).to.deep.equal(['needed']);
     await disableForJob(client!, live, plan);
-    await startCommit(client!, live, { jobId: JOB, speed: 32 * MiB });
     await pruneLiveBitmaps(client!, live, plan);
+    await startCommit(client!, live, { jobId: JOB, speed: 32 * MiB });
     await vm!.write(0x71, 200 * MiB, MiB);
     await waitReady(client!, JOB, { signal: watch.failed });
     await finish(live, raw);
@@ -118,8 +119,8 @@ describe('live merge: base grows while the VM runs', function () {
     const { live, device, raw, events, statuses } = await setUp();
     const plan = planLiveBitmaps(live);
     await disableForJob(client!, live, plan);
-    await startCommit(client!, live, { jobId: JOB });
     await pruneLiveBitmaps(client!, live, plan);
+    await startCommit(client!, live, { jobId: JOB });
     await waitJob(client!, JOB, (job) => job.ioStatus === 'nospace' && job.status === 'paused', { what: 'ENOSPC to pause the job' });
     await vm!.write(0x72, 200 * MiB, MiB);
     expect((await queryStatus(vm!.qmp)).status).to.equal('running');
@@ -140,6 +141,25 @@ describe('live merge: base grows while the VM runs', function () {
 
     expect(reasons).to.include('nospace');
     expect(statuses.every((status) => status === 'running'), `VM states at each extension: ${statuses.join(', ')}`).to.equal(true);
+    expect(events, 'the VM never stopped').not.to.include('STOP');
+  });
+
+  it('prunes stale bitmaps before the job starts (base reopened writable), so the job filling base cannot leave the prune without room', async () => {
+    const { live, device, raw, events, statuses } = await setUp();
+    const plan = planLiveBitmaps(live);
+    expect(plan.prune).to.deep.equal(['stale0', 'stale1']);
+    await disableForJob(client!, live, plan);
+    await pruneLiveBitmaps(client!, live, plan);
+    const base = (await queryNodes(client!)).find((node) => node['node-name'] === live.base.format);
+    expect(base?.ro, 'base reopened read-write for the prune').to.equal(false);
+    expect(base?.['dirty-bitmaps']?.map((b) => b.name)).to.deep.equal(['shared']);
+    // Unlimited: the job's first burst fills the 16 MiB base and ENOSPC pauses it; the stale bitmaps are gone already.
+    await startCommit(client!, live, { jobId: JOB });
+    await waitJob(client!, JOB, (job) => job.ioStatus === 'nospace' && job.status === 'paused', { what: 'ENOSPC to pause the job' });
+    const watch = await watchSpace(client!, live, { jobId: JOB, sizeBytes: 16 * MiB, neededBytes: 0, roomBytes: 8 * MiB, chunkBytes: 64 * MiB, extend: extender(device, statuses) });
+    await waitReady(client!, JOB, { signal: watch.failed });
+    await finish(live, raw);
+    await watch.stop();
     expect(events, 'the VM never stopped').not.to.include('STOP');
   });
 

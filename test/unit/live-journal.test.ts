@@ -54,7 +54,7 @@ describe('live journals', () => {
   it('is read through the live table: next step, unfinished past the commit, cold shape when no kind is recorded', () => {
     const journal = liveJournal();
     expect(shapeOfJournal(journal)).to.equal(LIVE_MERGE_SHAPE);
-    expect(LIVE_MERGE_SHAPE.steps).to.deep.equal(['disable', 'extend', 'commit', 'prune', 'wait', 'pivot', 'close']);
+    expect(LIVE_MERGE_SHAPE.steps).to.deep.equal(['disable', 'extend', 'prune', 'commit', 'wait', 'pivot', 'close']);
     expect(LIVE_MERGE_SHAPE.pointOfNoReturn).to.equal('commit');
     expect(nextStep(journal)).to.equal('commit');
     expect(needsRecovery({ ...journal, state: 'failed' }, shapeOfJournal(journal))).to.equal(true);
