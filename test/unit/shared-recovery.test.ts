@@ -12,18 +12,31 @@ import { fixture } from './fixtures.js';
 
 describe('start-up recovery on shared VGs', () => {
   it('takes the started VGs from lvmlockctl --info, one each, whatever lock lines follow', () => {
-    expect(startedVgsFromInfo(fixture('lvm/lvmlockctl-info.txt'))).to.deep.equal(['vg0']);
-    expect(startedVgsFromInfo(fixture('lvm/lvmlockctl-info-two-vgs.txt'))).to.deep.equal(['vgshared', 'vgdata']);
+    // Recorded on two hosts: vg0, and vgshared on host a after its agent was killed mid-commit (three LVs locked ex).
+    const vg0 = fixture('lvm/lvmlockctl-info.txt');
+    const vgshared = fixture('lvm/lvmlockctl-info-agent-killed.txt');
+    expect(startedVgsFromInfo(vg0)).to.deep.equal(['vg0']);
+    expect(startedVgsFromInfo(vgshared)).to.deep.equal(['vgshared']);
+    expect(startedVgsFromInfo(`${vg0}${vgshared}`), 'two lockspaces, as lvmlockctl lists them one after the other').to.deep.equal(['vg0', 'vgshared']);
     expect(startedVgsFromInfo(''), 'lvmlockd runs, no lockspace started').to.deep.equal([]);
-    expect(startedVgsFromInfo('VG vg0 lock_type=sanlock x\nVG vg0 lock_type=sanlock x\n'), 'named twice').to.deep.equal(['vg0']);
+    expect(startedVgsFromInfo(`${vgshared}${vgshared}`), 'named twice').to.deep.equal(['vgshared']);
     expect(startedVgsFromInfo('VG vgx lock_type=idm x\nLK LV ex VG\n'), 'no lock type volmerge knows, no VG line').to.deep.equal([]);
   });
 
-  it('finds the bases that a VG\'s job LVs name, only on LVs tagged as job LVs', () => {
-    const report = parseAgainst<{ report: { lv: Record<string, string>[] }[] }>('lvs.schema.json', fixture('lvm/lvs-job-lvs.json'), 'lvs');
+  it("finds the bases that a VG's job LVs name, only on LVs tagged as job LVs", () => {
+    // Recorded on host a after its agent was killed mid-commit: base (marked), top, and the job LV.
+    const report = parseAgainst<{ report: { lv: Record<string, string>[] }[] }>('lvs.schema.json', fixture('lvm/lvs-vg-agent-killed.json'), 'lvs');
     const lvs = (report.report[0]?.lv ?? []).map(lvFactsFromRow);
-    expect(jobBasesOf(lvs)).to.deep.equal(['c1base', 'c2base']);
-    expect(jobBasesOf(lvs.filter((lv) => !lv.name.startsWith('volmerge_job_'))), 'a base tag alone makes no job LV').to.deep.equal([]);
+    expect(jobBasesOf(lvs)).to.deep.equal(['c5base']);
+    expect(jobBasesOf(lvs.filter((lv) => !lv.name.startsWith('volmerge_job_'))), 'no job LV, no base').to.deep.equal([]);
+    const job = lvs.find((lv) => lv.name.startsWith('volmerge_job_'));
+    if (!job) throw new Error('the fixture has no job LV');
+    const more = [
+      { ...job, name: 'volmerge_job_cli-812-1764630000000', tags: ['VOLMERGE_JOB', 'VOLMERGE_JOB_BASE_c2base'] },
+      { ...job, name: 'volmerge_job_5f0c7a52-1d3e-4b8a-9c6f-0e2d4a6b8c10', tags: ['VOLMERGE_JOB', 'VOLMERGE_JOB_BASE_c5base'] },
+      { ...job, name: 'notes', tags: ['VOLMERGE_JOB_BASE_c9base'] },
+    ];
+    expect(jobBasesOf([...lvs, ...more]), 'each base once, sorted; a base tag alone makes no job LV').to.deep.equal(['c2base', 'c5base']);
     expect(jobBasesOf([])).to.deep.equal([]);
   });
 
