@@ -198,12 +198,12 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
   it('resumes under the same job id a merge whose agent was killed mid-commit, once the agent is started again', async function () {
     this.timeout(600_000);
     const started = Date.now();
-    await makeChain(a, 'c5');
     const jobId = '3f6b1c2a-9d4e-4f7a-8b5c-1e2d3c4b5a69';
     const params = { job_id: jobId, subchain_info: { sd_id: VG, img_id: '8c1e4d2b-5a6f-4b3c-9d7e-0f1a2b3c4d5e', top_id: 'c5top', base_id: 'c5base' }, merge_bitmaps: true };
     // TEST-ONLY rate limit: the commit of 24 MiB takes about 12 s, long enough to kill the agent inside it (the resumed
     // job keeps the rate its journal recorded).
-    const first = await startAgent(a, [`VOLMERGE_TEST_COMMIT_RATE=${2 * 1024 * 1024}`]);
+    // The agent starts while the chain is made.
+    const [first] = await Promise.all([startAgent(a, [`VOLMERGE_TEST_COMMIT_RATE=${2 * 1024 * 1024}`]), makeChain(a, 'c5')]);
     let t = Date.now();
     await a.must([...CLI, 'call', '--socket', AGENT_SOCKET, 'SDM.merge', JSON.stringify(params)], 60);
     let seen: JobView | undefined;
