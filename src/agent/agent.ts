@@ -58,7 +58,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     },
   });
 
-  // Before serving: merges that a crash left unfinished in the state dir become jobs of this table.
+  // Before serving: merges that a crash left unfinished (state dir, shared VGs' job LVs) become jobs of this table.
   const recoveryStop = new AbortController();
   await recoverIntoRegistry({
     stateDir: options.stateDir,

@@ -2,9 +2,9 @@
 // (volume gone), retried later (a query failed, which never means gone), or flagged as needing attention (unreadable).
 import { toJobStore, JournalWriter } from '../engine/journal-writer.js';
 import type { Journal } from '../engine/journal.js';
-import type { JobStore } from '../engine/store.js';
+import type { JobStore, StoredJournal } from '../engine/store.js';
 import { probeVolumes, volumeDeletedError } from '../engine/volume-probe.js';
-import { VolmergeError, type ErrorCode } from '../errors.js';
+import { asVolmergeError, VolmergeError, type ErrorCode } from '../errors.js';
 import { log } from '../log.js';
 import type { MergeRequest } from '../merge/request.js';
 import { isProcessAlive } from '../os/proc.js';
@@ -46,6 +46,11 @@ export interface RecoveryOptions {
   retryDelayMs?: number;
   /** Stops the retries (the agent is stopping). */
   signal?: AbortSignal;
+  /**
+   * Holds a job's volumes while they are probed (a shared VG's chain is activated here only for the look); resolves
+   * with what puts them back. Rejects when they cannot be held (another host uses them): the job then waits.
+   */
+  holdVolumes?(journal: Journal): Promise<() => Promise<void>>;
 }
 
 function describe(journal: Journal): Pick<RecoveredJob, 'top' | 'base' | 'fromStep'> {
@@ -72,8 +77,14 @@ async function runByAnother(journal: Journal): Promise<boolean> {
   return false;
 }
 
-/** Probes one running job's volumes (stat or lvs, then qemu-img info) and decides what becomes of it. */
-async function recoverOne(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<RecoveredJob | undefined> {
+/** What one probe decided: the job's state, and the job to hand to options.resume once the store is closed. */
+interface Decision {
+  outcome: RecoveredJob;
+  resumable?: ResumableJob;
+}
+
+/** Probes one running job's volumes (stat or lvs, then qemu-img info), held through options.holdVolumes, and decides what becomes of it. */
+async function recoverOne(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<Decision | undefined> {
   if (await runByAnother(journal)) {
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
@@ -82,12 +93,21 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     // The agent does not run live merges: the job goes on inside the VM and the CLI re-attaches to it.
     const how = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${journal.request.qmp ?? 'SOCKET'}`;
     const message = `a live merge, run inside the VM; finish it with ${how} (without --qmp once the VM is gone)`;
-    return { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message } };
+    return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message } } };
   }
+  const release = options.holdVolumes ? await options.holdVolumes(journal) : undefined;
+  try {
+    return await probeAndDecide(store, key, journal);
+  } finally {
+    await release?.();
+  }
+}
+
+async function probeAndDecide(store: JobStore, key: string, journal: Journal): Promise<Decision> {
   const topMayBeGone = topRemovalStarted(journal);
   const probe = await probeVolumes(journal.volumes, { topMayBeGone });
   if (probe.state === 'unknown') {
-    return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } };
+    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } } };
   }
   if (probe.state === 'gone' && probe.role) {
     const error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
@@ -95,7 +115,7 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
       j.state = 'failed';
       j.error = { code: error.code, message: error.message };
     });
-    return { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } };
+    return { outcome: { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } } };
   }
   try {
     // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
@@ -104,32 +124,83 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     else await readChain(journal.volumes.top.path);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } };
+    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } } };
   }
-  options.resume({ jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) });
-  return { jobId: journal.jobId, state: 'resuming', ...describe(journal) };
+  return {
+    outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) },
+    resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) },
+  };
 }
 
-/** Probes a waiting job again after the delay, until it can be resumed or has ended. */
-function retryLater(store: JobStore, key: string, options: RecoveryOptions): void {
+/** Probes a job, and calls it waiting when the probe itself failed. */
+async function decideOrWait(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<Decision | undefined> {
+  try {
+    return await recoverOne(store, key, journal, options);
+  } catch (error) {
+    const wrapped = asVolmergeError(error);
+    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: wrapped.code, message: wrapped.message } } };
+  }
+}
+
+/** The journals of a store that this host can take; a job LV that another host holds is that host's job, left to it. */
+async function takeableJournals(store: JobStore): Promise<StoredJournal[]> {
+  const found: StoredJournal[] = [];
+  for (const key of await store.keys()) {
+    let entry: StoredJournal | undefined;
+    try {
+      entry = await store.read(key);
+    } catch (error) {
+      const wrapped = asVolmergeError(error);
+      if (wrapped.code === 'locked-by-other-host') {
+        log.info(`recovery: ${store.locationOf(key)} is held by another host: its job runs there; left alone`);
+        continue;
+      }
+      entry = { key, where: store.locationOf(key), error: wrapped };
+    }
+    if (entry) found.push(entry);
+  }
+  return found;
+}
+
+/** Where recovery finds jobs: a state folder (this host's store), a store, or a way to open one (each retry then opens its own). */
+export type RecoverySource = JobStore | string | (() => JobStore);
+
+function opener(where: RecoverySource): () => JobStore {
+  if (typeof where === 'function') return where;
+  const store = toJobStore(where);
+  return () => store;
+}
+
+/** Hands a decision on: the job to options.resume (the store that read it is closed by then), its state to options.onUpdate. */
+function report(decision: Decision, options: RecoveryOptions): void {
+  if (decision.resumable) options.resume(decision.resumable);
+  const { outcome } = decision;
+  log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}`);
+  options.onUpdate?.(outcome);
+}
+
+/** Probes a waiting job again after the delay, through a store opened for that probe alone, until it can be resumed or has ended. */
+function retryLater(open: () => JobStore, key: string, options: RecoveryOptions): void {
   const delay = options.retryDelayMs ?? 30_000;
   const timer = setTimeout(() => {
     void (async () => {
       if (options.signal?.aborted) return;
-      const entry = await store.read(key).catch((error: unknown) => ({ key, where: key, error: error as VolmergeError }));
-      if (!entry || 'error' in entry) {
-        log.info(`recovery: ${store.locationOf(key)} no longer holds a readable journal${entry ? ` (${entry.error.message})` : ''}; stopped retrying`);
-        return;
+      const store = open();
+      let decision: Decision | undefined;
+      try {
+        const entry = await store.read(key).catch((error: unknown) => ({ key, where: key, error: asVolmergeError(error) }));
+        if (!entry || 'error' in entry) {
+          log.info(`recovery: ${store.locationOf(key)} no longer holds a readable journal${entry ? ` (${entry.error.message})` : ''}; stopped retrying`);
+          return;
+        }
+        if (entry.journal.state !== 'running') return;
+        decision = await decideOrWait(store, key, entry.journal, options);
+      } finally {
+        await store.close();
       }
-      const { journal } = entry;
-      if (journal.state !== 'running') return;
-      const outcome = await recoverOne(store, key, journal, options).catch((error: unknown) => {
-        log.error(`recovery: job ${journal.jobId}: ${(error as Error).message}`);
-        return { jobId: journal.jobId, state: 'waiting' as const };
-      });
-      if (!outcome) return;
-      options.onUpdate?.(outcome);
-      if (outcome.state === 'waiting') retryLater(store, key, options);
+      if (!decision || options.signal?.aborted) return;
+      report(decision, options);
+      if (decision.outcome.state === 'waiting') retryLater(open, key, options);
     })();
   }, delay);
   timer.unref();
@@ -140,28 +211,28 @@ function retryLater(store: JobStore, key: string, options: RecoveryOptions): voi
  * Recovers the jobs of a store (a state folder given as a path is this host's) at agent start: each journal left
  * running is resumed (through options.resume), ended as 'volume-deleted' when a successful query says a volume is
  * gone, or retried later when a query failed; an unreadable journal makes that job 'needs-attention' and the others
- * go on. Resolves with the first pass's findings.
+ * go on; a job whose state another host holds (a shared VG's job LV) is left to that host. The store is closed (what
+ * it activated put back) before any job is handed to options.resume. Resolves with the first pass's findings.
  */
-export async function recoverJobs(where: JobStore | string, options: RecoveryOptions): Promise<RecoveredJob[]> {
-  const store = toJobStore(where);
-  const found: RecoveredJob[] = [];
-  for (const entry of await store.list()) {
-    let outcome: RecoveredJob | undefined;
-    if ('error' in entry) {
-      outcome = { jobId: entry.key, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } };
-    } else if (entry.journal.state === 'running') {
-      try {
-        outcome = await recoverOne(store, entry.key, entry.journal, options);
-      } catch (error) {
-        const wrapped = error instanceof VolmergeError ? error : new VolmergeError('internal', (error as Error).message);
-        outcome = { jobId: entry.journal.jobId, state: 'waiting', ...describe(entry.journal), error: { code: wrapped.code, message: wrapped.message } };
+export async function recoverJobs(where: RecoverySource, options: RecoveryOptions): Promise<RecoveredJob[]> {
+  const open = opener(where);
+  const store = open();
+  const decisions: { key: string; decision: Decision }[] = [];
+  try {
+    for (const entry of await takeableJournals(store)) {
+      if ('error' in entry) {
+        decisions.push({ key: entry.key, decision: { outcome: { jobId: entry.key, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } } } });
+      } else if (entry.journal.state === 'running') {
+        const decision = await decideOrWait(store, entry.key, entry.journal, options);
+        if (decision) decisions.push({ key: entry.key, decision });
       }
-      if (outcome?.state === 'waiting') retryLater(store, entry.key, options);
     }
-    if (!outcome) continue;
-    log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}`);
-    options.onUpdate?.(outcome);
-    found.push(outcome);
+  } finally {
+    await store.close();
   }
-  return found;
+  for (const { key, decision } of decisions) {
+    report(decision, options);
+    if (decision.outcome.state === 'waiting') retryLater(open, key, options);
+  }
+  return decisions.map((d) => d.decision.outcome);
 }

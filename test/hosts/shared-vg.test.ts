@@ -1,8 +1,9 @@
 // Two hosts on one shared VG (lvmlockd + sanlock), in two VMs sharing one raw disk (npm run test:hosts): a merge on one
 // host refuses the same chain on the other with locked-by-other-host and changes nothing; two chains merge at once on the
-// two hosts; a host killed mid-commit leaves the chain to the other, which finishes it once the dead host's lease expires.
+// two hosts; an agent killed mid-commit and started again resumes its job from the VG's job LV under the same job id; a
+// host killed mid-commit leaves the chain to the other, which finishes it once the dead host's lease expires.
 import { expect } from 'chai';
-import { Cluster, type GuestHost, type HostResult } from './cluster.js';
+import { Cluster, type GuestHost, type HostResult, type RunningCommand } from './cluster.js';
 
 const VG = 'vgshared';
 /** Give up on the cluster after this long (the whole run stays well under it). */
@@ -11,6 +12,18 @@ const VM_TIMEOUT_S = 1500;
 const TAKEOVER_LIMIT_MS = 420_000;
 
 const CLI = ['node', 'dist/src/volmerge.cjs'];
+/** The agent's socket and state folder inside a host (guest-local /tmp). */
+const AGENT_SOCKET = '/tmp/volmerge-agent.sock';
+const AGENT_STATE = '/tmp/volmerge-agent-state';
+
+/** A job as Host.getJobs shows it (the fields this suite reads). */
+interface JobView {
+  id: string;
+  status: string;
+  progress: number;
+  step?: string;
+  error?: { code: number; message: string; name?: string };
+}
 const TOOL = ['node', 'dist/test/hosts/guest-tool.js'];
 
 interface MergeJson {
@@ -157,6 +170,89 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     note('scenario 2 (two chains at once, each checked from the other host)', Date.now() - started);
   });
 
+  /** An agent running on a host: its command, and the PID of its node process (written by the wrapper before it execs node). */
+  interface GuestAgent {
+    command: RunningCommand;
+    pid: number;
+  }
+
+  /** Starts the agent on a host (killed there after 600 s); env entries as NAME=VALUE. Resolves once it answers Host.ping2. */
+  async function startAgent(host: GuestHost, env: string[] = []): Promise<GuestAgent> {
+    const pidFile = '/tmp/volmerge-agent.pid';
+    await host.must(['rm', '-f', pidFile], 60);
+    // sh records its own PID, then execs env, which execs node: the PID is the agent's.
+    const agentArgv = ['env', ...env, ...CLI, 'agent', '--socket', AGENT_SOCKET, '--state-dir', AGENT_STATE, '--log-level', 'info'];
+    const command = await host.spawn(['sh', '-c', 'echo $$ > "$0" && exec "$@"', pidFile, ...agentArgv], 600);
+    await waitFor(async () => (await host.run([...CLI, 'call', '--socket', AGENT_SOCKET, 'Host.ping2'], 60)).exitCode === 0, `the agent on host ${host.name} to serve`, 180_000);
+    const pid = Number((await host.must(['cat', pidFile], 60)).stdout.trim());
+    expect(pid, 'the agent wrote its PID').to.be.above(1);
+    return { command, pid };
+  }
+
+  /** Host.getJobs through the agent's unix socket, from inside the host. */
+  async function getJobs(host: GuestHost): Promise<Record<string, JobView>> {
+    const result = await host.must([...CLI, 'call', '--socket', AGENT_SOCKET, 'Host.getJobs', '{}'], 60);
+    return JSON.parse(result.stdout) as Record<string, JobView>;
+  }
+
+  it('resumes under the same job id a merge whose agent was killed mid-commit, once the agent is started again', async function () {
+    this.timeout(600_000);
+    const started = Date.now();
+    const jobId = '3f6b1c2a-9d4e-4f7a-8b5c-1e2d3c4b5a69';
+    const params = { job_id: jobId, subchain_info: { sd_id: VG, img_id: '8c1e4d2b-5a6f-4b3c-9d7e-0f1a2b3c4d5e', top_id: 'c5top', base_id: 'c5base' }, merge_bitmaps: true };
+    // TEST-ONLY rate limit: the commit of 24 MiB takes about 12 s, long enough to kill the agent inside it (the resumed
+    // job keeps the rate its journal recorded).
+    // The agent starts while the chain is made.
+    const [first] = await Promise.all([startAgent(a, [`VOLMERGE_TEST_COMMIT_RATE=${2 * 1024 * 1024}`]), makeChain(a, 'c5')]);
+    let t = Date.now();
+    await a.must([...CLI, 'call', '--socket', AGENT_SOCKET, 'SDM.merge', JSON.stringify(params)], 60);
+    let seen: JobView | undefined;
+    let polls = 0;
+    // Inside the commit: qemu-img has reported progress and has not finished.
+    await waitFor(async () => {
+      polls += 1;
+      seen = (await getJobs(a))[jobId];
+      if (seen?.status === 'failed' || seen?.status === 'done') throw new Error(`the merge ended before the kill: ${JSON.stringify(seen)}\n${await first.command.stderr()}`);
+      return seen?.step === 'commit' && seen.progress > 0 && seen.progress < 100;
+    }, 'the job to be inside its commit', 240_000);
+    // The agent dies with its children (qemu-img), as a service manager's kill leaves it: frozen first so that it starts
+    // nothing more, its children killed, then itself (SIGKILL: nothing runs on the way out).
+    const pid = String(first.pid);
+    await a.must(['sh', '-c', 'kill -STOP "$0"; pkill -KILL -P "$0"; kill -KILL "$0"', pid], 60);
+    note('host a: SDM.merge to the kill inside the commit', Date.now() - t);
+    const killedRun = await first.command.done;
+    expect(killedRun.exitCode, 'the agent died of SIGKILL').to.equal(137);
+    console.log(`      agent on host a killed inside the commit (job at ${seen?.progress ?? '?'}%, step ${seen?.step ?? '?'}, after ${polls} polls)`);
+    const killed = await vgState(a);
+    expect(killed.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV stays for the next agent').to.have.length(1);
+
+    t = Date.now();
+    const second = await startAgent(a);
+    note('host a: agent started again (with recovery of the shared VG)', Date.now() - t);
+    const recovered = (await getJobs(a))[jobId];
+    expect(recovered, `the restarted agent shows job ${jobId}:\n${await second.command.stderr()}`).to.not.equal(undefined);
+    expect(recovered?.status).to.be.oneOf(['pending', 'running', 'done']);
+    expect(await second.command.stderr()).to.contain(`recovery: job ${jobId} queued to finish from step commit`);
+    let last: JobView | undefined;
+    await waitFor(async () => {
+      last = (await getJobs(a))[jobId];
+      return last?.status === 'done' || last?.status === 'failed';
+    }, `job ${jobId} to end`, 300_000);
+    expect(last?.status, `${JSON.stringify(last)}\n${await second.command.stderr()}`).to.equal('done');
+    note('host a: the recovered job, restart to done', Date.now() - t);
+    await a.must(['kill', '-TERM', String(second.pid)], 60);
+    const stopped = await second.command.done;
+    expect(stopped.exitCode, stopped.stderr.slice(-2000)).to.be.oneOf([0, 143]);
+
+    const after = await vgState(a);
+    expect(after.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV is removed').to.deep.equal([]);
+    expect(after.dm.filter((d) => d.includes('volmerge_job')), 'no job LV left active').to.deep.equal([]);
+    expect(after.lvs.find((lv) => lv.lv_name === 'c5base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
+    // Checked on host a: base and top stay active there, as the killed agent left them (see the README).
+    await check(a, 'c5');
+    note('scenario 3 (agent killed mid-commit, restarted, job resumed)', Date.now() - started);
+  });
+
   it('finishes on host b a merge whose host a was killed mid-commit, once a\'s lease has expired', async function () {
     this.timeout(900_000);
     const started = Date.now();
@@ -211,6 +307,6 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     expect(bState.lvs.find((lv) => lv.lv_name === 'c4base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
     expect(bState.dm.filter((d) => d.includes('c4') || d.includes('volmerge_job')), 'host b put back what it activated').to.deep.equal([]);
     await check(b, 'c4');
-    note('scenario 3 (host killed mid-commit, take-over)', Date.now() - started);
+    note('scenario 4 (host killed mid-commit, take-over)', Date.now() - started);
   });
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { VolmergeError } from '../../src/errors.js';
 import { configureLog } from '../../src/log.js';
 import { runMergeJob } from '../../src/jobs/run-merge.js';
-import { readJournal, scanJournals, writeJournal } from '../../src/engine/host-store.js';
+import { HostJobStore, readJournal, scanJournals, writeJournal } from '../../src/engine/host-store.js';
+import type { StoredJournal } from '../../src/engine/store.js';
 import { type Journal } from '../../src/engine/journal.js';
 import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
 import { checksum, runCli } from '../helpers/cli.js';
@@ -53,6 +54,55 @@ describe('start-up recovery of crashed jobs (recoverJobs)', function () {
     const outcome = await runMergeJob({ ...job.request, jobId: job.jobId, stateDir: chain.stateDir });
     expect(outcome.status).to.equal('done');
     expect(outcome.resumed).to.deep.equal({ jobId: journal.jobId, fromStep: 'commit' });
+    await expectMerged(chain);
+  });
+
+  it('leaves a job whose state another host holds alone, and hands a job on only once its volumes and its store are put back', async () => {
+    const chain = await prepareChain(ws, 'file');
+    const journal = await crashInsideCommit(chain);
+    const events: string[] = [];
+    // A store as a shared VG's looks to recovery: one job LV is held by another host (its read is refused), closing
+    // puts back what the store activated.
+    class OtherHostHoldsOne extends HostJobStore {
+      override async keys(): Promise<string[]> {
+        return ['volmerge_job_elsewhere', ...(await super.keys())];
+      }
+      override async read(key: string): Promise<StoredJournal | undefined> {
+        if (key === 'volmerge_job_elsewhere') throw new VolmergeError('locked-by-other-host', `job LV vgshared/${key} is locked by another host`);
+        return super.read(key);
+      }
+      override async close(): Promise<void> {
+        events.push('close');
+      }
+    }
+    const open = (): HostJobStore => new OtherHostHoldsOne(chain.stateDir);
+    const resume = (job: ResumableJob): void => void events.push(`resume ${job.jobId} from ${job.fromStep}`);
+
+    const found = await recoverJobs(open, {
+      resume,
+      holdVolumes: async (held) => {
+        events.push(`hold ${held.jobId}`);
+        return async () => void events.push(`release ${held.jobId}`);
+      },
+    });
+    expect(found.map((j) => [j.jobId, j.state]), 'the other host\'s job is not ours, not even as needing attention').to.deep.equal([[journal.jobId, 'resuming']]);
+    expect(events).to.deep.equal([`hold ${journal.jobId}`, `release ${journal.jobId}`, 'close', `resume ${journal.jobId} from commit`]);
+
+    // Volumes that cannot be held (another host uses them): the job waits, nothing is resumed, the store is closed all the same.
+    events.length = 0;
+    const stop = new AbortController();
+    try {
+      const waiting = await recoverJobs(open, {
+        resume,
+        signal: stop.signal,
+        holdVolumes: () => Promise.reject(new VolmergeError('locked-by-other-host', 'base vgshared/c5base is locked by another host')),
+      });
+      expect(waiting.map((j) => [j.jobId, j.state, j.error?.code])).to.deep.equal([[journal.jobId, 'waiting', 'locked-by-other-host']]);
+      expect(events).to.deep.equal(['close']);
+    } finally {
+      stop.abort();
+    }
+    expect((await runMergeJob({ jobId: journal.jobId, stateDir: chain.stateDir, top: chain.top, base: chain.base })).status).to.equal('done');
     await expectMerged(chain);
   });
 
