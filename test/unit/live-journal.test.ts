@@ -38,6 +38,7 @@ function liveJournal(): Journal {
     steps: {
       disable: { status: 'done', startedAt: '2026-01-01T00:00:01.000Z' },
       extend: { status: 'done', startedAt: '2026-01-01T00:00:01.000Z' },
+      prune: { status: 'done', startedAt: '2026-01-01T00:00:01.500Z' },
       commit: { status: 'started', startedAt: '2026-01-01T00:00:02.000Z' },
     },
   };
