@@ -11,6 +11,7 @@ import { isProcessAlive } from '../os/proc.js';
 import { readChain, readInfo } from '../qemu/queries.js';
 import { topRemovalStarted } from '../steps/cold-merge.js';
 import { readLockHolder } from './chain-lock.js';
+import { liveAdvice, liveMonitorSilence } from './live-recovery.js';
 import { nextStep } from './unfinished.js';
 
 /** A job that can be finished now: runMergeJob({ jobId, stateDir, ...request }) finishes it under the same id. */
@@ -90,10 +91,10 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     return undefined;
   }
   if (journal.kind === 'live') {
-    // The agent does not run live merges: the job goes on inside the VM and the CLI re-attaches to it.
-    const how = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${journal.request.qmp ?? 'SOCKET'}`;
-    const message = `a live merge, run inside the VM; finish it with ${how} (without --qmp once the VM is gone)`;
-    return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message } } };
+    // The block job goes on inside the VM: re-attach through its monitor (the job's request keeps the socket), or leave it to an operator.
+    const silence = await liveMonitorSilence(journal);
+    if (silence !== undefined) return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message: liveAdvice(journal, silence) } } };
+    return { outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) }, resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) } };
   }
   const release = options.holdVolumes ? await options.holdVolumes(journal) : undefined;
   try {

@@ -1,5 +1,6 @@
 // The agent's VM.merge with a real VM: vdsm's parameter names, the VM's monitor found as QMP_DIR/<vmID>.qmp, the job in
-// Host.getJobs with progress, and Job.abort cancelling the block job with the chain left as it was.
+// Host.getJobs with progress, an agent killed mid-job that re-attaches at its next start, and Job.abort cancelling the
+// block job with the chain left as it was.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, symlink } from 'node:fs/promises';
@@ -66,6 +67,32 @@ describe('agent: VM.merge (live)', function () {
     expect(last?.status, JSON.stringify(last)).to.equal('done');
     expect(seen.some((j) => j.status === 'running' && j.progress > 0 && j.progress < 100), `progress seen: ${seen.map((j) => j.progress).join(',')}`).to.equal(true);
     await vm!.write(0x83, 140 * MiB, MiB);
+    await vm!.quit();
+    await applyWrites(raw, vm!.writes);
+    await expectSameData(chain.base, raw);
+    await expectValidBitmaps(chain.base, { shared: 64 * 1024, toponly: 128 * 1024 });
+    await expectCovers(chain.base, 'toponly', [TOP_DATA, ...extentsOf(vm!.writes)]);
+    await expectCovers(chain.base, 'shared', [BASE_DATA, TOP_DATA, ...extentsOf(vm!.writes)]);
+  });
+
+  it('re-attaches at its next start to the block job that a killed agent left: same job id, done, data and bitmaps whole', async () => {
+    const { agent, params, chain, raw } = await setUp();
+    await vm!.write(0x84, 100 * MiB, MiB);
+    expect(await agent.client.result('VM.merge', { ...params, bandwidth: 2 })).to.equal(true);
+    const id = params.jobUUID as string;
+    await jobRunning();
+    await agent.killHard();
+    // The block job goes on inside qemu with no volmerge attached; the guest keeps writing.
+    expect((await queryJobs(vm!.qmp)).map((job) => job.status)).to.include('running');
+    await vm!.write(0x85, 120 * MiB, MiB);
+    const again = await AgentProcess.start(ws, ['--qmp-dir', join(ws.dir, 'qmp')]);
+    const seen = await again.waitFor(id, (j) => ['done', 'failed', 'aborted'].includes(j.status), 90_000, 100);
+    const last = seen[seen.length - 1];
+    expect(last?.status, `${JSON.stringify(last)}\n${again.stderr}`).to.equal('done');
+    expect(again.stderr).to.match(/queued to finish from step/);
+    expect(await queryJobs(vm!.qmp), 'no block job left').to.deep.equal([]);
+    expect(await readdir(join(ws.stateDir, 'jobs')).catch(() => []), 'no journal kept').to.deep.equal([]);
+    await vm!.write(0x86, 140 * MiB, MiB);
     await vm!.quit();
     await applyWrites(raw, vm!.writes);
     await expectSameData(chain.base, raw);
