@@ -1,12 +1,15 @@
-// Live merges on LVs (issue 16), in the LVM test VM: a real qemu-system-x86_64 (TCG, no guest OS) runs with the chain
+// Live merges on LVs, in the LVM test VM: a real qemu-system-x86_64 (TCG, no guest OS) runs with the chain
 // on /dev/VG/LV as a virtio-blk disk, the "guest" writes through HMP qemu-io, and the live library merges it: an active
 // merge whose base LV is too small and grows during the job, an internal merge, an abort, and a merging process killed
-// mid-job whose job a second client finishes. Throughout, the VM must never stop.
+// mid-job whose job a second client finishes; and the same through `volmerge merge --qmp`, whose extend step grows base.
+// Throughout, the VM must never stop.
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { sh } from '../helpers/commands.js';
+import { startCli } from '../helpers/cli.js';
 import { bitmapsIn } from '../helpers/images.js';
+import { waitForQemuJob } from '../helpers/live-cli.js';
 import {
   applyWrites,
   BASE_DATA,
@@ -203,6 +206,33 @@ describe('LVM: live merges on LVs with a running VM', function () {
     await expectMarks(chain.base, 'toponly', { covered: [TOP_DATA], missed: [TOP_UNTRACKED] });
     await expectMarks(chain.base, 'shared', { covered: [BASE_DATA, TOP_DATA], missed: [TOP_UNTRACKED] });
     await expectMarks(leaf, 'leafmap', { covered: extentsOf(vm!.writes) });
+  });
+
+  it('through the CLI: volmerge merge --qmp grows a too-small base LV before the job, the VM never paused, data and bitmaps kept', async () => {
+    const { chain, raw } = await startOnLvs('cli', 12, false, false);
+    await vm!.write(0xa1, 100 * MiB, MiB);
+    const cli = startCli(['merge', '--top', chain.top, '--base', chain.base, '--qmp', vm!.socket, '--state-dir', ws.path('state'), '--rate-limit', String(8 * MiB), '--json'], {});
+    await waitForQemuJob(vm!.qmp, cli);
+    // The extend step ran before the job: base holds the measured need plus room for the VM's writes.
+    const grown = await vg.lvSize('cli-base');
+    expect(grown, 'base LV grown before the job').to.be.greaterThan(12 * MiB);
+    await vm!.write(0xa2, 120 * MiB, MiB);
+    const run = await cli.done;
+    expect(run.exitCode, run.stderr).to.equal(0);
+    const result = JSON.parse(run.stdout) as { status: string; plan: { neededSize: number } };
+    expect(result.status).to.equal('done');
+    expect(grown, 'grown to at least the planned need').to.be.at.least(result.plan.neededSize);
+    await vm!.write(0xa3, 140 * MiB, MiB);
+    await expectNeverStopped();
+    await vm!.quit();
+    await applyWrites(raw, vm!.writes);
+    await expectSameData(chain.base, raw);
+    const check = JSON.parse(await sh(['qemu-img', 'check', '--output', 'json', '-f', 'qcow2', chain.base])) as { 'image-end-offset': number };
+    expect(check['image-end-offset'], 'base fits in its LV').to.be.at.most(await vg.lvSize('cli-base'));
+    await expectValidBitmaps(chain.base, KEPT);
+    const writes = extentsOf(vm!.writes);
+    await expectMarks(chain.base, 'toponly', { covered: [TOP_DATA, ...writes], missed: [TOP_UNTRACKED] });
+    await expectMarks(chain.base, 'shared', { covered: [BASE_DATA, TOP_DATA, ...writes], missed: [TOP_UNTRACKED] });
   });
 
   it('abort: cancel leaves the chain on the LVs as it was (top over base, data, bitmaps) and the VM running', async () => {
