@@ -1,5 +1,6 @@
-// `node dist/scripts/bench/live.js [options]`: a live merge (block-commit in a running VM through src/live: chain, plan,
-// job, ready, bitmap transaction, pivot, old top closed) against a cold `qemu-img commit` of the same chain, the test
+// `node dist/scripts/bench/live.js [options]` (and the live section of `npm run bench`, which runs it through the CLI:
+// `volmerge merge --qmp`): a live merge (block-commit in a running VM: chain, plan, job, ready, bitmap transaction,
+// pivot, old top closed) against a cold `qemu-img commit` of the same chain, the test
 // VM's start time, and the VM's write latency (one 64 KiB qemu-io write through the monitor) idle and while a merge
 // runs. The VM is qemu-system-x86_64 under TCG with no guest OS (test/helpers/live-vm.ts). Needs root for loop devices.
 import { mkdir } from 'node:fs/promises';
@@ -8,7 +9,6 @@ import { parseArgs } from 'node:util';
 import {
   closeOldTop,
   disableForJob,
-  findJob,
   findLiveChain,
   pivotWithBitmaps,
   planLiveBitmaps,
@@ -17,6 +17,7 @@ import {
   startCommit,
   waitReady,
 } from '../../src/live/index.js';
+import { queryJobs } from '../../src/live/queries.js';
 import { startLiveVm, type LiveVm } from '../../test/helpers/live-vm.js';
 import { buildGolden, freshCopy, type ChainCopy, type GoldenChain, type Medium } from './chains.js';
 import { must } from './proc.js';
@@ -35,6 +36,8 @@ const KiB = 1024;
 /** The figures of one chain size on one medium. */
 export interface LiveFigures {
   dataMiB: number;
+  /** How the live merge ran: `volmerge merge --qmp` (node start-up included), or the src/live steps in this process. */
+  via: 'cli' | 'library';
   medium: Medium;
   /** Milliseconds of a cold qemu-img commit -t none of the chain. */
   coldCommitMs: Summary;
@@ -55,8 +58,26 @@ async function timedVm(dir: string, copy: ChainCopy): Promise<{ vm: LiveVm; ms: 
   return { vm, ms: performance.now() - started };
 }
 
-/** Runs the whole live merge at full speed; during() runs while the job copies. */
-async function liveMerge(vm: LiveVm, copy: ChainCopy, jobId: string, during?: (client: QmpClient) => Promise<void>): Promise<void> {
+/** Whether qemu runs a block job now (seen through the VM's second monitor, which volmerge does not use). */
+async function copying(vm: LiveVm): Promise<boolean> {
+  return (await queryJobs(vm.qmp)).some((job) => job.status === 'running');
+}
+
+/** Runs the whole live merge at full speed with `volmerge merge --qmp`; during() runs once qemu's job copies. */
+async function cliMerge(cli: string, stateDir: string, vm: LiveVm, copy: ChainCopy, during?: () => Promise<void>): Promise<void> {
+  let ended = false;
+  const run = must(['node', cli, 'merge', '--top', copy.top, '--base', copy.base, '--qmp', vm.socket, '--state-dir', stateDir, '--log-level', 'warn']).finally(() => {
+    ended = true;
+  });
+  if (during) {
+    while (!ended && !(await copying(vm))) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (!ended) await during();
+  }
+  await run;
+}
+
+/** Runs the whole live merge at full speed through src/live in this process; during() runs while the job copies. */
+async function liveMerge(vm: LiveVm, copy: ChainCopy, jobId: string, during?: () => Promise<void>): Promise<void> {
   const client = await QmpClient.connect(vm.socket);
   try {
     const chain = await findLiveChain(client, { top: copy.top, base: copy.base });
@@ -64,7 +85,7 @@ async function liveMerge(vm: LiveVm, copy: ChainCopy, jobId: string, during?: (c
     await disableForJob(client, chain, plan);
     await startCommit(client, chain, { jobId });
     await pruneLiveBitmaps(client, chain, plan);
-    await during?.(client);
+    await during?.();
     await waitReady(client, jobId);
     await pivotWithBitmaps(client, chain, plan, jobId);
     await closeOldTop(client, chain);
@@ -90,8 +111,10 @@ function latency(samples: number[]): { median: number; p95: number; count: numbe
   return { median: round(percentile(samples, 0.5), 2), p95: round(percentile(samples, 0.95), 2), count: samples.length };
 }
 
-/** Every figure for one golden chain on one medium. */
-export async function measureLive(workspace: Workspace, golden: GoldenChain, medium: Medium, runs: number, writes: number): Promise<LiveFigures> {
+/** Every figure for one golden chain on one medium; with cli (the built volmerge), each live merge is `volmerge merge --qmp`. */
+export async function measureLive(workspace: Workspace, golden: GoldenChain, medium: Medium, runs: number, writes: number, cli?: string): Promise<LiveFigures> {
+  const merge = (vm: LiveVm, copy: ChainCopy, name: string, during?: () => Promise<void>): Promise<void> =>
+    cli ? cliMerge(cli, workspace.path(`state-${name}`), vm, copy, during) : liveMerge(vm, copy, name, during);
   const cold: number[] = [];
   const live: number[] = [];
   const starts: number[] = [];
@@ -107,7 +130,7 @@ export async function measureLive(workspace: Workspace, golden: GoldenChain, med
     try {
       starts.push(ms);
       const started = performance.now();
-      await liveMerge(vm, liveCopy, `bench-${run}`);
+      await merge(vm, liveCopy, `bench-${medium}-${golden.dataMiB}-${run}`);
       live.push(performance.now() - started);
       await vm.quit();
     } finally {
@@ -120,13 +143,13 @@ export async function measureLive(workspace: Workspace, golden: GoldenChain, med
   try {
     const idle = await timeWrites(vm, writes, golden.virtualBytes);
     let during: number[] = [];
-    await liveMerge(vm, copy, 'bench-latency', async (client) => {
-      const copying = async (): Promise<boolean> => (await findJob(client, 'bench-latency'))?.status === 'running';
-      during = await timeWrites(vm, writes, golden.virtualBytes, copying);
+    await merge(vm, copy, `bench-latency-${medium}-${golden.dataMiB}`, async () => {
+      during = await timeWrites(vm, writes, golden.virtualBytes, () => copying(vm));
     });
     await vm.quit();
     return {
       dataMiB: golden.dataMiB,
+      via: cli ? 'cli' : 'library',
       medium,
       coldCommitMs: summarize(cold),
       liveMergeMs: summarize(live),
@@ -144,12 +167,12 @@ export async function measureLive(workspace: Workspace, golden: GoldenChain, med
 export function liveTable(figures: readonly LiveFigures[]): string {
   const rows = figures.map(
     (f) =>
-      `| ${f.dataMiB} MiB | ${f.medium} | ${f.coldCommitMs.median} | ${f.liveMergeMs.median} | ${f.vmStartMs.median} | ` +
+      `| ${f.dataMiB} MiB | ${f.medium} | ${f.via === 'cli' ? '`volmerge merge --qmp`' : 'src/live in process'} | ${f.coldCommitMs.median} | ${f.liveMergeMs.median} | ${f.vmStartMs.median} | ` +
       `${f.writeIdleMs.median} / ${f.writeIdleMs.p95} (${f.writeIdleMs.count}) | ${f.writeDuringMergeMs.median} / ${f.writeDuringMergeMs.p95} (${f.writeDuringMergeMs.count}) |`,
   );
   return [
-    '| data in top | medium | cold qemu-img commit ms | live merge ms | VM start ms | 64 KiB write idle ms, median / p95 (n) | during the merge |',
-    '|---|---|---|---|---|---|---|',
+    '| data in top | medium | live merge by | cold qemu-img commit ms | live merge ms | VM start ms | 64 KiB write idle ms, median / p95 (n) | during the merge |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }

@@ -176,8 +176,8 @@ async function main(): Promise<void> {
     }
     if (options.sections.has('live')) {
       for (const medium of options.media) {
-        say(`bench: ${medium}, ${options.liveSize} MiB: live merge in a running VM against a cold commit, guest write latency`);
-        (results.live ??= []).push(await measureLive(workspace, await golden(options.liveSize), medium, Math.min(options.runs, 3), options.liveWrites));
+        say(`bench: ${medium}, ${options.liveSize} MiB: live merge in a running VM (volmerge merge --qmp) against a cold commit, guest write latency`);
+        (results.live ??= []).push(await measureLive(workspace, await golden(options.liveSize), medium, Math.min(options.runs, 3), options.liveWrites, build.cli));
       }
     }
   });
