@@ -2,6 +2,8 @@
 // explain, and neither volume was retired by an earlier merge. Checked the same way for dry and real runs.
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
+import { writeLockedByOther } from '../os/file-locks.js';
+import { BUSY_HINT } from '../qemu/qemu-img.js';
 import { markHolderFor, readMark } from '../storage/marks.js';
 import type { Volume } from '../storage/volume.js';
 
@@ -45,5 +47,17 @@ export async function checkPreconditions(volumes: { top?: Volume | undefined; ba
   if (volumes.top) {
     await refuseIfMarked(volumes.top, 'top', store);
     await refuseIfRetired(volumes.top, 'top', store.stateDir);
+  }
+}
+
+/**
+ * Refuses a cold merge of a chain that another process holds open and keeps from being written (a running VM holds every
+ * volume of its chain so, inner ones included): checked before anything is journaled, so the refusal leaves no job behind.
+ */
+export async function refuseIfHeldOpen(volumes: { top: Volume; base: Volume }): Promise<void> {
+  for (const [role, volume] of [['top', volumes.top], ['base', volumes.base]] as const) {
+    if (await writeLockedByOther(volume.realPath)) {
+      throw new VolmergeError('busy', `${role} ${volume.path}: another process holds it open and lets nobody write it${BUSY_HINT}`);
+    }
   }
 }

@@ -13,7 +13,7 @@ import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 import { closeOrphanedLiveJob } from './live-orphan.js';
 import { planLiveDry, runLiveFresh } from './live-plan.js';
 import { resumeLive } from './live-run.js';
-import { checkPreconditions } from './preconditions.js';
+import { checkPreconditions, refuseIfHeldOpen } from './preconditions.js';
 import { resume } from './resume.js';
 import { findUnfinishedJob, nextStep, type UnfinishedJob } from './unfinished.js';
 
@@ -43,6 +43,7 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
   if (request.qmp) return planLiveDry(request);
+  await refuseIfHeldOpen(volumes);
   return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
 }
 
@@ -67,7 +68,9 @@ async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase
   }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
-  return request.qmp ? runLiveFresh(request, store, volumes) : runFresh(job, store, volumes);
+  if (request.qmp) return runLiveFresh(request, store, volumes);
+  await refuseIfHeldOpen(volumes);
+  return runFresh(job, store, volumes);
 }
 
 /**
