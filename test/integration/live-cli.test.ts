@@ -1,12 +1,14 @@
-// Live merge through the CLI (volmerge merge --qmp) with a real VM: refusals that change nothing, an internal and an
-// active merge, volmerge SIGKILLed mid-job and the same command run again, and a VM killed mid-job whose chain a cold
-// merge then finishes. Each ends with base (or the leaf) reading exactly as the guest saw its disk, and every kept
-// bitmap valid once the VM has quit and marking every write made before and during the job.
+// Live merge through the CLI (volmerge merge --qmp) with a real VM: refusals that change nothing (a fixed base device
+// too small among them), an internal and an active merge, volmerge SIGKILLed mid-job and the same command run again,
+// and a VM killed mid-job whose chain a cold merge then finishes. Each ends with base (or the leaf) reading exactly as
+// the guest saw its disk, and every kept bitmap valid once the VM has quit and marking every write made before and
+// during the job.
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import { checksums, startCli, volmerge, type StartedCli } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
+import { attachLoop, canUseLoopDevices, detachLoop } from '../helpers/loop.js';
 import { waitForQemuJob } from '../helpers/live-cli.js';
 import {
   applyWrites,
@@ -109,6 +111,29 @@ describe('volmerge merge --qmp: live merge through the CLI', function () {
     // Compared while the VM still runs: quitting rewrites the active layer's header (its bitmaps stored).
     expect(await checksums(watched), 'images unchanged').to.deep.equal(before);
     await vm.quit();
+  });
+
+  it('refuses a base on a fixed block device too small for the merge (too-small, naming the bytes) before the job starts; nothing changes', async function () {
+    if (!(await canUseLoopDevices())) this.skip();
+    // Base holds 8 MiB of data; with top's 28 MiB it needs about 36 MiB, more than the 16 MiB device.
+    const device = await attachLoop(ws.path('base.img'), 16 * MiB);
+    try {
+      const chain = await buildLiveChain(ws.dir, { baseDevice: device });
+      vm = await startLiveVm(ws.dir, chain.layers);
+      const before = await checksums([chain.base, chain.top]);
+      const run = await volmerge(mergeArgs(chain, ['--qmp', vm.socket, '--json']));
+      expect(run.exitCode, run.stderr).to.equal(1);
+      const error = (JSON.parse(run.stdout) as { error: { code: string; message: string } }).error;
+      expect(error.code, run.stderr).to.equal('too-small');
+      expect(error.message).to.match(new RegExp(`^base ${device}: block device of ${16 * MiB} bytes is too small for the merge, which needs \\d+ bytes`));
+      expect(await queryJobs(vm.qmp), 'no job started').to.deep.equal([]);
+      expect(await keptJobs(), 'no job kept').to.deep.equal([]);
+      expect(await checksums([chain.base, chain.top]), 'images unchanged').to.deep.equal(before);
+    } finally {
+      await vm?.kill();
+      vm = undefined;
+      await detachLoop(device);
+    }
   });
 
   it('merges an inner volume: the leaf ends backed by base, data and bitmaps right', async () => {
