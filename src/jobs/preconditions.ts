@@ -53,11 +53,17 @@ export async function checkPreconditions(volumes: { top?: Volume | undefined; ba
 /**
  * Refuses a cold merge of a chain that another process holds open and keeps from being written (a running VM holds every
  * volume of its chain so, inner ones included): checked before anything is journaled, so the refusal leaves no job behind.
+ * The child (the volume above top that the merge would rebase) is looked at first: a VM that runs it names it.
  */
-export async function refuseIfHeldOpen(volumes: { top: Volume; base: Volume }): Promise<void> {
-  for (const [role, volume] of [['top', volumes.top], ['base', volumes.base]] as const) {
-    if (await writeLockedByOther(volume.realPath)) {
-      throw new VolmergeError('busy', `${role} ${volume.path}: another process holds it open and lets nobody write it${BUSY_HINT}`);
+export async function refuseIfHeldOpen(volumes: { top: Volume; base: Volume }, child?: string): Promise<void> {
+  const held: [string, string, string][] = [
+    ...(child ? [['child', child, child] as [string, string, string]] : []),
+    ['top', volumes.top.path, volumes.top.realPath],
+    ['base', volumes.base.path, volumes.base.realPath],
+  ];
+  for (const [role, path, realPath] of held) {
+    if (await writeLockedByOther(realPath)) {
+      throw new VolmergeError('busy', `${role} ${path}: another process holds it open and lets nobody write it${BUSY_HINT}`);
     }
   }
 }

@@ -43,7 +43,7 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
   if (request.qmp) return planLiveDry(request);
-  await refuseIfHeldOpen(volumes);
+  await refuseIfHeldOpen(volumes, request.child);
   return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
 }
 
@@ -69,7 +69,7 @@ async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
   if (request.qmp) return runLiveFresh(request, store, volumes);
-  await refuseIfHeldOpen(volumes);
+  await refuseIfHeldOpen(volumes, request.child);
   return runFresh(job, store, volumes);
 }
 

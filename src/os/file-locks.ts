@@ -25,7 +25,7 @@ function locksByte(line: string, file: string, byte: number): boolean {
   return start <= byte && byte <= end;
 }
 
-/** True when some process holds a lock that keeps others from writing path (qemu's unshared write); false when none, or when /proc/locks cannot be read. */
+/** True when some process holds a lock that keeps others from writing path (qemu's unshared write); false when none, or when /proc/locks or path cannot be read (the caller's own checks name a missing path). */
 export async function writeLockedByOther(path: string): Promise<boolean> {
   let text: string;
   try {
@@ -33,7 +33,12 @@ export async function writeLockedByOther(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-  const { dev, ino } = await stat(path);
-  const file = `${deviceLabel(dev)}:${ino}`;
+  let file: string;
+  try {
+    const { dev, ino } = await stat(path);
+    file = `${deviceLabel(dev)}:${ino}`;
+  } catch {
+    return false;
+  }
   return text.split('\n').some((line) => locksByte(line, file, UNSHARED_WRITE_BYTE));
 }
