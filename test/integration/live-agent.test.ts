@@ -55,6 +55,16 @@ describe('agent: VM.merge (live)', function () {
     throw new Error('qemu never ran the agent\'s block job');
   }
 
+  /** Quits the VM (qemu stores the bitmaps), then base must read as the guest saw its disk and keep both bitmaps, valid and marking top's data and every guest write. */
+  async function quitAndExpectMerged(base: string, raw: string): Promise<void> {
+    await vm!.quit();
+    await applyWrites(raw, vm!.writes);
+    await expectSameData(base, raw);
+    await expectValidBitmaps(base, { shared: 64 * 1024, toponly: 128 * 1024 });
+    await expectCovers(base, 'toponly', [TOP_DATA, ...extentsOf(vm!.writes)]);
+    await expectCovers(base, 'shared', [BASE_DATA, TOP_DATA, ...extentsOf(vm!.writes)]);
+  }
+
   it('merges the active layer as a job of Host.getJobs with progress; the VM writes to base afterwards', async () => {
     const { agent, params, chain, raw } = await setUp();
     await vm!.write(0x81, 100 * MiB, MiB);
@@ -67,12 +77,7 @@ describe('agent: VM.merge (live)', function () {
     expect(last?.status, JSON.stringify(last)).to.equal('done');
     expect(seen.some((j) => j.status === 'running' && j.progress > 0 && j.progress < 100), `progress seen: ${seen.map((j) => j.progress).join(',')}`).to.equal(true);
     await vm!.write(0x83, 140 * MiB, MiB);
-    await vm!.quit();
-    await applyWrites(raw, vm!.writes);
-    await expectSameData(chain.base, raw);
-    await expectValidBitmaps(chain.base, { shared: 64 * 1024, toponly: 128 * 1024 });
-    await expectCovers(chain.base, 'toponly', [TOP_DATA, ...extentsOf(vm!.writes)]);
-    await expectCovers(chain.base, 'shared', [BASE_DATA, TOP_DATA, ...extentsOf(vm!.writes)]);
+    await quitAndExpectMerged(chain.base, raw);
   });
 
   it('re-attaches at its next start to the block job that a killed agent left: same job id, done, data and bitmaps whole', async () => {
@@ -93,12 +98,7 @@ describe('agent: VM.merge (live)', function () {
     expect(await queryJobs(vm!.qmp), 'no block job left').to.deep.equal([]);
     expect(await readdir(join(ws.stateDir, 'jobs')).catch(() => []), 'no journal kept').to.deep.equal([]);
     await vm!.write(0x86, 140 * MiB, MiB);
-    await vm!.quit();
-    await applyWrites(raw, vm!.writes);
-    await expectSameData(chain.base, raw);
-    await expectValidBitmaps(chain.base, { shared: 64 * 1024, toponly: 128 * 1024 });
-    await expectCovers(chain.base, 'toponly', [TOP_DATA, ...extentsOf(vm!.writes)]);
-    await expectCovers(chain.base, 'shared', [BASE_DATA, TOP_DATA, ...extentsOf(vm!.writes)]);
+    await quitAndExpectMerged(chain.base, raw);
   });
 
   it('cancels the block job on Job.abort: the VM stays on top, base\'s bitmaps record again, nothing is kept', async () => {
