@@ -1,5 +1,6 @@
 // Test helper: small waits and file probes that several suites share.
 import { access } from 'node:fs/promises';
+import { writeLockedByOther } from '../../src/os/file-locks.js';
 
 /** Waits this many milliseconds. */
 export function sleep(ms: number): Promise<void> {
@@ -38,5 +39,18 @@ export async function processGroupGone(pgid: number, timeoutMs = 10_000): Promis
     }
     if (Date.now() > deadline) throw new Error(`process group ${pgid} still has processes ${timeoutMs} ms after its leader ended`);
     await sleep(10);
+  }
+}
+
+/**
+ * Waits until a holder process (qemu-io, qemu-storage-daemon) has path open and keeps others from writing it, read from
+ * /proc/locks: polling with qemu-img info would take a lock of its own, which can make the holder's open fail. Fails
+ * when the holder has exited or after timeoutMs.
+ */
+export async function untilHeldOpen(path: string, holderExited: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await writeLockedByOther(path))) {
+    if (holderExited() || Date.now() > deadline) throw new Error(`the holder never held ${path} open (${holderExited() ? 'it exited' : `${timeoutMs} ms`})`);
+    await sleep(25);
   }
 }

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { validatorFor } from '../../src/schema.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
-import { sleep } from '../helpers/wait.js';
+import { untilHeldOpen } from '../helpers/wait.js';
 import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams, type DomainChain } from '../helpers/agent-harness.js';
 
 const BLANK_UUID = '00000000-0000-0000-0000-000000000000';
@@ -77,13 +77,9 @@ describe('agent: Volume.getInfo', function () {
       stdin: 'ignore',
     });
     try {
-      // Wait until the daemon holds top's write lock: plain qemu-img info is refused from then on.
-      for (let tries = 0; ; tries += 1) {
-        const plain = await execa('qemu-img', ['info', '-f', 'qcow2', chain.top], { reject: false, stdin: 'ignore' });
-        if (plain.exitCode !== 0 && /lock/.test(String(plain.stderr))) break;
-        if (tries > 200) expect.fail(`qemu-storage-daemon never locked ${chain.top}: ${String(plain.stderr)}`);
-        await sleep(50);
-      }
+      await untilHeldOpen(chain.top, () => daemon.exitCode !== null);
+      const plain = await execa('qemu-img', ['info', '-f', 'qcow2', chain.top], { reject: false, stdin: 'ignore' });
+      expect(String(plain.stderr), 'plain qemu-img info is refused while the daemon holds top').to.match(/lock/);
       const info = await agent.client.result<Record<string, unknown>>('Volume.getInfo', address(chain, chain.subchain.top_id));
       expect(info).to.deep.include({ parent: chain.subchain.base_id, format: 'COW', capacity: 64 * MiB });
       expect((info.bitmaps as { name: string; flags: string[] }[]).find((b) => b.name === 'shared')?.flags, 'open for writing: in-use').to.include('in-use');

@@ -5,7 +5,6 @@ import { randomUUID } from 'node:crypto';
 import { chmod, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { writeLockedByOther } from '../../src/os/file-locks.js';
 import { checkAgainst } from '../../src/schema.js';
 import { checksums, runCli } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
@@ -15,7 +14,7 @@ import { Workspace } from '../helpers/workspace.js';
 import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
 
 import { backingOf, expectChainAsBefore, expectInternalMerged, prepareInternalChain, type InternalChain } from '../helpers/finalize-harness.js';
-import { exists } from '../helpers/wait.js';
+import { exists, untilHeldOpen } from '../helpers/wait.js';
 import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 
 interface Result {
@@ -149,13 +148,7 @@ describe('finishing a merge on files', function () {
       const chain = await prepareInternalChain(ws);
       const holder = execa('qemu-io', ['-f', 'qcow2', '-c', 'sleep 60000', chain.child], { reject: false, stdin: 'ignore' });
       try {
-        // Wait until qemu-io holds the image's lock, read from /proc/locks: polling with qemu-img info would take a lock of its
-        // own, which can make qemu-io's open fail; a slow start under load must not let the merge run first either.
-        const deadline = Date.now() + 30_000;
-        while (!(await writeLockedByOther(chain.child))) {
-          if (Date.now() > deadline || holder.exitCode !== null) throw new Error(`qemu-io never held ${chain.child} open`);
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
+        await untilHeldOpen(chain.child, () => holder.exitCode !== null);
         await expectRefused(chain, ['--child', chain.child], 'busy', /child .*child\.qcow2: another process holds it open and lets nobody write it .*a cold merge needs it unused/, [chain.base, chain.top]);
       } finally {
         holder.kill('SIGKILL');

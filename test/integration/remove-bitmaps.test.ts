@@ -9,7 +9,7 @@ import { canUseLoopDevices } from '../helpers/loop.js';
 import { sh } from '../helpers/commands.js';
 import { Workspace } from '../helpers/workspace.js';
 import { execa } from 'execa';
-import { sleep } from '../helpers/wait.js';
+import { sleep, untilHeldOpen } from '../helpers/wait.js';
 import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 import { fakeTool } from '../helpers/fake-tools.js';
 
@@ -82,7 +82,7 @@ describe('removeBitmaps', function () {
     const image = await imageWithBitmaps(ws.path('base.qcow2'), STALE.slice(0, 4));
     const holder = spawn('qemu-io', ['-f', 'qcow2', '-c', 'sleep 5000', image], { stdio: 'ignore' });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await untilHeldOpen(image, () => holder.exitCode !== null);
       const error = await thrownBy(() => withDaemon(undefined, () => removeBitmaps(image, 'file', STALE.slice(0, 4))));
       expect(error).to.be.instanceOf(VolmergeError);
       expect(error).to.have.property('code', 'busy');
@@ -120,7 +120,7 @@ describe('removeBitmaps', function () {
     const daemon = startStorageDaemon();
     const holder = spawn('qemu-io', ['-f', 'qcow2', '-c', 'sleep 5000', image], { stdio: 'ignore' });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await untilHeldOpen(image, () => holder.exitCode !== null);
       const error = await thrownBy(() => withDaemon(undefined, () => removeBitmaps(image, 'file', STALE.slice(0, 4), undefined, daemon)));
       expect(error).to.be.instanceOf(VolmergeError);
       expect(error).to.have.property('code', 'busy');
