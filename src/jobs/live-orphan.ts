@@ -6,21 +6,9 @@ import { JournalWriter } from '../engine/journal-writer.js';
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import { QmpClient } from '../qemu/qmp-client.js';
+import { probeMonitor } from '../qemu/monitor-probe.js';
 import type { MergeJobRequest } from './job-request.js';
 import type { UnfinishedJob } from './unfinished.js';
-
-/** Whether the VM behind socket answers; only a socket that refuses (or is gone) says the VM is gone. */
-async function vmAnswers(socket: string): Promise<boolean> {
-  try {
-    (await QmpClient.connect(socket, { greetingTimeoutMs: 3000 })).close();
-    return true;
-  } catch (error) {
-    if (error instanceof VolmergeError && error.code === 'not-found') return false;
-    // A monitor that another client holds (busy), or any other answer: the VM is there.
-    return true;
-  }
-}
 
 /**
  * Closes the chain's unfinished live job when its VM is gone, so that a cold merge finishes the chain; refuses
@@ -30,7 +18,8 @@ export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobS
   const { journal, key } = unfinished;
   const socket = journal.request.qmp ?? '';
   const live = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${socket}`;
-  if (socket && (await vmAnswers(socket))) {
+  // Only a socket that refuses (or is gone) says the VM is gone; a monitor another client holds is a VM that is there.
+  if (socket && (await probeMonitor(socket)).state !== 'gone') {
     throw new VolmergeError(
       'mid-merge',
       `base ${request.base}: a live merge of ${journal.request.top} (job ${journal.jobId}) is unfinished and its VM still answers at ${socket}; finish it live: ${live}`,

@@ -2,22 +2,14 @@
 // re-attaches to it through the VM's monitor when that monitor answers, and otherwise leaves it to an operator with the
 // command that finishes it (live while the VM runs, cold once it is gone).
 import type { Journal } from '../engine/journal.js';
-import { QmpClient } from '../qemu/qmp-client.js';
-
-/** How long start-up recovery waits for a VM's monitor to greet before it calls the monitor silent. */
-const GREETING_MS = 3000;
+import { probeMonitor } from '../qemu/monitor-probe.js';
 
 /** Whether the live job's VM answers on its monitor now: undefined when it does, else why not. */
 export async function liveMonitorSilence(journal: Journal): Promise<string | undefined> {
   const socket = journal.request.qmp;
   if (!socket) return 'its journal names no QMP socket';
-  try {
-    const client = await QmpClient.connect(socket, { greetingTimeoutMs: GREETING_MS });
-    client.close();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
+  const found = await probeMonitor(socket);
+  return found.state === 'answers' ? undefined : found.reason;
 }
 
 /** The advice for a live job that start-up recovery cannot re-attach to. */
