@@ -20,8 +20,9 @@ import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 import { nextStep, resumePoint, takeOver, type UnfinishedJob } from './unfinished.js';
 
 /**
- * Sizes base again from what is there now before a resumed run goes on: after a commit that ran out of space (or a
- * plan too small for another reason) the base LV is extended again, its extend step run once more, before the commit.
+ * Sizes base again from what is there now before a resumed run goes on: after a commit that ran out of space, or one
+ * killed with clusters in flight (leaked: counted, but never reused), the base LV is extended again, its extend step
+ * run once more, before anything writes base again; leaks found now are given back by the leaks step once more.
  */
 async function resizeForResume(writer: JournalWriter, inspection: Inspection): Promise<void> {
   const { journal } = writer;
@@ -30,7 +31,8 @@ async function resizeForResume(writer: JournalWriter, inspection: Inspection): P
   if (plan.neededSize !== journal.plan.neededSize) log.info(`base ${inspection.base.path}: sized again for the resumed merge: ${journal.plan.neededSize} -> ${plan.neededSize} bytes`);
   await writer.update((j) => {
     j.plan = plan;
-    if (plan.extendTo !== null && j.steps.commit?.status !== 'done') delete j.steps.extend;
+    if (plan.extendTo !== null) delete j.steps.extend;
+    if (plan.leaks && (plan.leaks.base > 0 || plan.leaks.top > 0)) delete j.steps.leaks;
   });
 }
 

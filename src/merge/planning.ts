@@ -14,7 +14,7 @@ export async function planFor(request: MergeRequest, volumes?: { top: Volume; ba
   // Every header of the chain is read and checked before any qemu-img opens it.
   const guarded = await guardResolved(top, base);
   // Both only read: measure runs while the chain is read; a bad chain is reported as such, not as a failed measure.
-  const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded));
+  const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded, {}, true));
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
   // After an interrupted live commit: top may still bring all it holds (its allocated bytes, as qemu-img info reads them).

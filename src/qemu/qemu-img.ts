@@ -47,3 +47,13 @@ export function failIfExited(result: CommandResult, volume: string, action: stri
     stderr: result.stderr,
   });
 }
+
+/** Throws 'verify-failed' when qemu-img check reported corruption (exit 2). */
+export function failIfCorrupt(result: CommandResult, path: string): void {
+  if (result.exitCode !== 2) return;
+  throw new VolmergeError('verify-failed', `${path}: qemu-img check found corruption; do not use this volume before repairing it`, {
+    argv: result.argv,
+    exitCode: 2,
+    stderr: result.stderr,
+  });
+}

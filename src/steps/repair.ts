@@ -36,8 +36,8 @@ function toRebuild(target: Target): string[] {
 }
 
 /**
- * Rebuilds bitmaps that the journal shows our own interrupted step may have broken: base's after prune, commit or
- * bitmaps; top's after commit. Any other in-use bitmap is not ours to touch and refuses the resume.
+ * Rebuilds bitmaps that the journal shows our own interrupted step may have broken: base's after prune, commit, leaks
+ * or bitmaps; top's after commit or leaks. Any other in-use bitmap is not ours to touch and refuses the resume.
  */
 export async function repairBitmaps(journal: Journal, jobDir: string, top: string, base: string): Promise<RepairFacts> {
   const interrupted = interruptedSteps(journal, COLD_MERGE_SHAPE).filter((s) => COLD_MERGE_SHAPE.bitmapWriting.includes(s));
@@ -52,7 +52,7 @@ export async function repairBitmaps(journal: Journal, jobDir: string, top: strin
   if (!journal.backup) {
     throw new VolmergeError('needs-attention', `job ${journal.jobId}: step ${interrupted.join(', ')} was interrupted but the journal has no bitmap backup; check the bitmaps of ${top} and ${base} by hand`);
   }
-  const topBroken = interrupted.includes('commit');
+  const topBroken = interrupted.includes('commit') || interrupted.includes('leaks');
   if (!topBroken) assertNoInUseBitmaps(topInfo, 'top', top, `job ${journal.jobId}'s ${interrupted.join(', ')} (which does not write to top)`);
   else {
     const target: Target = { role: 'top', path: top, info: topInfo, backup: journal.backup.top };
