@@ -27,7 +27,7 @@ import { nextStep, resumePoint, takeOver, type UnfinishedJob } from './unfinishe
 async function resizeForResume(writer: JournalWriter, inspection: Inspection): Promise<void> {
   const { journal } = writer;
   const afterNoSpace = journal.steps.commit?.error?.code === 'no-space';
-  const plan = await replanSizes(inspection, journal.plan, journal.request.leafRoom, afterNoSpace);
+  const plan = await replanSizes(inspection, journal.plan, { leafRoom: journal.request.leafRoom, afterNoSpace, baseHoldsPartOfTop: journal.request.baseHoldsPartOfTop });
   if (plan.neededSize !== journal.plan.neededSize) log.info(`base ${inspection.base.path}: sized again for the resumed merge: ${journal.plan.neededSize} -> ${plan.neededSize} bytes`);
   await writer.update((j) => {
     j.plan = plan;
@@ -73,7 +73,9 @@ export async function resume(request: MergeJobRequest, store: JobStore, unfinish
         j.steps = {};
       });
       await deleteBitmapBackup(dir);
-      return await runFresh(request, store, undefined, writer, resumed);
+      // A merge that began as the cold end of a vm-gone live job keeps sizing base for what that job's commit left.
+      const again = earlier.request.baseHoldsPartOfTop ? { ...request, baseHoldsPartOfTop: true } : request;
+      return await runFresh(again, store, undefined, writer, resumed);
     }
     inspection = await inspectChain(request.top, request.base);
     // Base keeps its mark under the new job's id, unless the earlier run had already taken it off (verify passed).

@@ -5,7 +5,7 @@ import { both } from '../both.js';
 import { VolmergeError } from '../errors.js';
 import { checkImage, measureSubchain, type ReadOptions } from '../qemu/queries.js';
 import type { CheckInfo, MeasureInfo } from '../qemu/types.js';
-import type { GuardedChain } from './inspect.js';
+import type { GuardedChain, Inspection } from './inspect.js';
 import { measureOptions, roundUp } from './sizes.js';
 
 /** Clusters counted in an image's refcounts that nothing points at (what a killed qemu writer leaves), by volume. */
@@ -52,4 +52,12 @@ export async function measureBase(chain: GuardedChain, read: ReadOptions = {}, c
     baseEnd: baseEnd(chain, layout.clusterSize, baseCheck),
     ...(countLeaks ? { leaks: { base: baseCheck?.leaks ?? 0, top: topCheck?.leaks ?? 0 } } : {}),
   };
+}
+
+/**
+ * What top may still bring into a base that already holds part of it (a live commit its VM's end cut short): all that
+ * top holds (its allocated bytes, as qemu-img info reads them), each byte possibly in a new cluster past base's end.
+ */
+export function partialTopOf(inspection: Pick<Inspection, 'top' | 'topInfo'>): number {
+  return inspection.topInfo['actual-size'] ?? inspection.top.sizeBytes;
 }

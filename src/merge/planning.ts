@@ -3,7 +3,7 @@
 import { both } from '../both.js';
 import { planFinalize } from './finalize-plan.js';
 import { guardResolved, inspectGuarded, resolveChainVolumes, type Inspection } from './inspect.js';
-import { measureBase } from './measure-base.js';
+import { measureBase, partialTopOf } from './measure-base.js';
 import { planMerge, type MergePlan } from './plan.js';
 import type { MergeRequest } from './request.js';
 import type { Volume } from '../storage/volume.js';
@@ -18,7 +18,7 @@ export async function planFor(request: MergeRequest, volumes?: { top: Volume; ba
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
   // After an interrupted live commit: top may still bring all it holds (its allocated bytes, as qemu-img info reads them).
-  const partialTop = request.baseHoldsPartOfTop ? (inspection.topInfo['actual-size'] ?? top.sizeBytes) : undefined;
+  const partialTop = request.baseHoldsPartOfTop ? partialTopOf(inspection) : undefined;
   const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true, ...(partialTop === undefined ? {} : { partialTop }) });
   return { inspection, plan };
 }

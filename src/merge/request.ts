@@ -18,7 +18,10 @@ export interface MergeRequest {
   rateLimit?: number;
   /** The QMP monitor socket of the VM that runs the chain: a live merge (block-commit inside the VM). */
   qmp?: string;
-  /** Base already holds part of top (a live merge's commit that its VM's end cut short): sized for holes. Not journaled. */
+  /**
+   * Base already holds part of top (a live merge's commit that its VM's end cut short): sized for the holes it left.
+   * Journaled, so that a run that finishes this merge after a crash sizes base the same way.
+   */
   baseHoldsPartOfTop?: boolean;
 }
 
@@ -34,5 +37,6 @@ export function durableRequest(request: MergeRequest, absolute: (path: string) =
     ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
     ...(request.qmp ? { qmp: absolute(request.qmp) } : {}),
+    ...(request.baseHoldsPartOfTop ? { baseHoldsPartOfTop: true } : {}),
   };
 }
