@@ -3,6 +3,7 @@
 // their help texts are declared in program.ts, which the man page is built from too.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { packageVersion } from '../agent/defaults.js';
 import { defineProgram } from './program.js';
 
 const EXIT_USAGE = 2;
@@ -17,7 +18,9 @@ async function main(argv: string[]): Promise<void> {
     .strict()
     .help()
     .alias('help', 'h')
-    .version()
+    // From package.json beside dist/, not yargs' own search from the command's path: npm installs the command as a symlink
+    // in a bin folder, from where yargs finds no package.json and prints "unknown".
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, error) => {
       // A command's own failure arrives without a message; a failed option check (thrown in a builder's check) with one.
