@@ -9,7 +9,8 @@ import type { AgentArgs } from './agent-command.js';
 import type { JobsArgs } from './jobs-command.js';
 import type { CallArgs } from './call-command.js';
 import type { StatusArgs } from './status-command.js';
-// Further commands (agent, jobs, call, status) register below, each in a file of its own; `completion` is yargs' own.
+import type { ClearStaleArgs } from './clear-stale-command.js';
+// Further commands (agent, jobs, call, status, clear-stale) register below, each in a file of its own; `completion` is yargs' own.
 
 const EXIT_USAGE = 2;
 
@@ -57,6 +58,14 @@ async function main(argv: string[]): Promise<void> {
       async (y) => (await import('./status-command.js')).statusBuilder(y),
       async (args) => {
         exitCode = await (await import('./status-command.js')).statusHandler(args);
+      },
+    )
+    .command<ClearStaleArgs>(
+      'clear-stale',
+      'Remove a stale job: its journal (whose base is gone, or is another volume now) and the marks it left; refused for a job that is not stale',
+      async (y) => (await import('./clear-stale-command.js')).clearStaleBuilder(y),
+      async (args) => {
+        exitCode = await (await import('./clear-stale-command.js')).clearStaleHandler(args);
       },
     )
     .completion('completion', 'Print a bash completion script (volmerge completion >> ~/.bashrc; zsh: bashcompinit first)')

@@ -23,10 +23,13 @@ export interface PreparedChain {
   stateDir: string;
 }
 
-/** Makes a 256 MiB-virtual chain on files or on 128 MiB loop devices: 2 stale, 1 shared, 1 top-only and 1 disabled bitmap; 32 MiB in top. */
-export async function prepareChain(ws: Workspace, medium: 'file' | 'block'): Promise<PreparedChain> {
-  const base = medium === 'file' ? ws.path('base.qcow2') : await ws.blockDevice('base', 128 * MiB);
-  const top = medium === 'file' ? ws.path('top.qcow2') : await ws.blockDevice('top', 128 * MiB);
+/**
+ * Makes a 256 MiB-virtual chain on files or on 128 MiB loop devices (or at the paths given): 2 stale, 1 shared, 1
+ * top-only and 1 disabled bitmap; 32 MiB in top.
+ */
+export async function prepareChain(ws: Workspace, medium: 'file' | 'block', at?: { base: string; top: string }): Promise<PreparedChain> {
+  const base = at?.base ?? (medium === 'file' ? ws.path('base.qcow2') : await ws.blockDevice('base', 128 * MiB));
+  const top = at?.top ?? (medium === 'file' ? ws.path('top.qcow2') : await ws.blockDevice('top', 128 * MiB));
   await makeChain(base, top, {
     virtualSize: '256M',
     stale: 2,
