@@ -29,6 +29,13 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** A birth time in ns since the epoch, as an ISO time to the nanosecond. */
+function birthText(ns: string | undefined): string {
+  if (ns === undefined) return '?';
+  const whole = BigInt(ns);
+  return iso(Number(whole / 1_000_000_000n) * 1000).replace('.000Z', `.${(whole % 1_000_000_000n).toString().padStart(9, '0')}Z`);
+}
+
 /** A weak record (or one whose qualifier kind differs): the live key, then the current volume's birth against the record's time. */
 function compareWeak(recorded: RecordedVolume, current: CurrentVolume, samePath: boolean): Sameness {
   const [recordedKey, currentKey] = [liveKeyOf(recorded.identity), liveKeyOf(current.identity)];
@@ -51,7 +58,9 @@ function compareWeak(recorded: RecordedVolume, current: CurrentVolume, samePath:
 /** Two file identities that both carry the same kind of qualifier: inode and qualifier decide; the device too unless the path is the same. */
 function compareStrongFiles(recorded: FileIdentity, current: FileIdentity, samePath: boolean): Sameness {
   if (recorded.ino !== current.ino) return { verdict: 'other', reason: `inode ${current.ino}, not ${recorded.ino}` };
-  if (recorded.birthNs !== current.birthNs) return { verdict: 'other', reason: `same inode ${current.ino}, but born at ${current.birthNs ?? '?'} ns, not ${recorded.birthNs ?? '?'} ns: the inode was reused` };
+  if (recorded.birthNs !== current.birthNs) {
+    return { verdict: 'other', reason: `same inode ${current.ino}, but born at ${birthText(current.birthNs)}, not ${birthText(recorded.birthNs)}: the inode was reused` };
+  }
   if (recorded.generation !== current.generation) return { verdict: 'other', reason: `same inode ${current.ino}, but generation ${current.generation ?? '?'}, not ${recorded.generation ?? '?'}: the inode was reused` };
   if (recorded.dev === current.dev) return { verdict: 'same' };
   return samePath

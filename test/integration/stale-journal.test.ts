@@ -11,7 +11,11 @@ import { ScratchExt4 } from '../helpers/scratch-fs.js';
 import { checkAgainst } from '../../src/schema.js';
 import { expectDone, mergeJson } from '../helpers/merge-result.js';
 import { sh } from '../helpers/commands.js';
-import { runCli } from '../helpers/cli.js';
+import { checksums, runCli } from '../helpers/cli.js';
+import { VolmergeError } from '../../src/errors.js';
+import { configureLog } from '../../src/log.js';
+import { recoverJobs, requestOf, type ResumableJob } from '../../src/jobs/recovery.js';
+import { runMergeJob } from '../../src/jobs/run-merge.js';
 import { exists } from '../helpers/wait.js';
 import { asEarlierRelease, clearStale, expectCheckClean, inodeOf, jobFolders, journalBytes, killMidCommit, statusOf, takeInode } from '../helpers/stale-chain.js';
 import type { Workspace } from '../helpers/workspace.js';
@@ -91,6 +95,35 @@ describe('a stale job never captures a new chain (files, inode reused)', functio
     await expectCleared(chain, dead.jobId);
   });
 
+  it("start-up recovery ends the dead job as stale instead of resuming it on the new chain, which stays untouched", async () => {
+    const old = await prepareChain(ws, 'file');
+    const dead = await killMidCommit(old);
+    const chain = await newChainOnReusedInode(ws, old, { base: old.base, top: old.top });
+    const sums = await checksums([chain.base, chain.top]);
+    const saved = process.env.VOLMERGE_LOCK_DIR;
+    process.env.VOLMERGE_LOCK_DIR = chain.env.VOLMERGE_LOCK_DIR;
+    configureLog('error');
+    try {
+      const resumable: ResumableJob[] = [];
+      const found = await recoverJobs(chain.stateDir, { resume: (job) => resumable.push(job) });
+      expect(resumable, 'nothing handed on to resume').to.deep.equal([]);
+      expect(found.map((f) => [f.jobId, f.state, f.error?.code])).to.deep.equal([[dead.jobId, 'failed', 'volume-deleted']]);
+      expect(found[0]?.error?.message).to.match(/another file now.*journal is stale.*volmerge clear-stale --job/);
+      // Were it handed on all the same (the agent runs a recovered job under its own id), it is refused, nothing changed.
+      const resumed = runMergeJob({ ...requestOf(dead), jobId: dead.jobId, stateDir: chain.stateDir, volumesValidated: true });
+      const error = await resumed.then(() => undefined, (thrown: unknown) => thrown);
+      expect(error).to.be.instanceOf(VolmergeError);
+      expect((error as VolmergeError).code).to.equal('volume-deleted');
+      expect((error as VolmergeError).message).to.match(/was not resumed.*nothing was changed/);
+    } finally {
+      configureLog('warn');
+      if (saved === undefined) delete process.env.VOLMERGE_LOCK_DIR;
+      else process.env.VOLMERGE_LOCK_DIR = saved;
+    }
+    expect(await checksums([chain.base, chain.top]), 'the new chain is byte for byte as made').to.deep.equal(sums);
+    await expectNewMerge(chain, dead.jobId);
+  });
+
   it('at other paths: the new chain merges; the dead job is stale in the status of both bases and blocks nothing', async () => {
     const old = await prepareChain(ws, 'file');
     const dead = await killMidCommit(old);
@@ -146,12 +179,12 @@ describe('a stale job never captures a new chain (a file system without birth ti
   it('tells the new base from the dead one by inode generation: the new chain merges, the dead job is stale', async () => {
     const old = await prepareChain(ws, 'file');
     const dead = await killMidCommit(old);
-    expect(dead.volumes.base.identity, 'no birth time here: the inode generation is in the identity').to.match(/^file:\d+:\d+:g\d+$/);
     const journal = await journalBytes(old.stateDir, dead.jobId);
     const chain = await newChainOnReusedInode(ws, old, { base: old.base, top: old.top });
     await expectStaleInStatus(chain.base, chain, dead.jobId, /generation .*inode was reused/);
     await expectNewMerge(chain, dead.jobId);
     expect(await journalBytes(chain.stateDir, dead.jobId)).to.equal(journal);
+    expect(dead.volumes.base.identity, 'no birth time here: the inode generation is in the identity').to.match(/^file:\d+:\d+:g\d+$/);
     await expectCleared(chain, dead.jobId);
   });
 });
