@@ -29,7 +29,8 @@ export async function liveMark(volume: Volume, role: 'top' | 'base', holder: Mar
 /** Refuses a volume that carries a mid-merge mark this store cannot explain. */
 export async function refuseIfMarked(volume: Volume, role: 'top' | 'base', store: JobStore): Promise<void> {
   const { stateDir } = store;
-  const mark = await liveMark(volume, role, markHolderFor(volume, stateDir), store);
+  // A mid-merge mark is set on the marking job's base, whatever this volume is to this merge.
+  const mark = await liveMark(volume, role, markHolderFor(volume, stateDir), store, 'base');
   if (!mark) return;
   if (role === 'top') {
     throw new VolmergeError('mid-merge', `top ${volume.path} is itself mid-merge into its own base (job ${mark.jobId}, ${mark.where}); finish that merge first`);
