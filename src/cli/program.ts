@@ -8,6 +8,7 @@ import type { AgentArgs } from './agent-command.js';
 import type { JobsArgs } from './jobs-command.js';
 import type { CallArgs } from './call-command.js';
 import type { StatusArgs } from './status-command.js';
+import type { ClearStaleArgs } from './clear-stale-command.js';
 
 /** What volmerge is, in a sentence or two: the top of --help and the man page's description. */
 export const PROGRAM_DESCRIPTION =
@@ -53,6 +54,12 @@ export function defineProgram(yargs: Argv, setExitCode: (code: number) => void):
       'Show whether a chain is idle, being merged, left unfinished by a crash (and the command that finishes it), or needs attention',
       async (y) => (await import('./status-command.js')).statusBuilder(y),
       async (args) => setExitCode(await (await import('./status-command.js')).statusHandler(args)),
+    )
+    .command<ClearStaleArgs>(
+      'clear-stale',
+      'Remove a stale job: its journal (whose base is gone, or is another volume now) and the marks it left; a job that is not stale is refused, nothing changed',
+      async (y) => (await import('./clear-stale-command.js')).clearStaleBuilder(y),
+      async (args) => setExitCode(await (await import('./clear-stale-command.js')).clearStaleHandler(args)),
     )
     .completion('completion', 'Print a bash completion script (volmerge completion >> ~/.bashrc; zsh: bashcompinit first)')
     .epilogue(EXIT_CODES);

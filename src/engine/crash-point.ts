@@ -52,3 +52,19 @@ export function crashDuring(step: string, percent: number): void {
   const target = crashTarget();
   if (target && target.step === step && target.when === 'during' && percent >= target.percent) killHard();
 }
+
+/**
+ * Sends this process a signal when VOLMERGE_SIGNAL_AT is "STEP:before|after:SIGNAL" and names this point, and resolves
+ * once the process's own handlers have seen it (tests of Ctrl-C at an exact point). Inert unless set.
+ */
+export async function signalPoint(step: string, when: 'before' | 'after'): Promise<void> {
+  const match = /^([a-z-]+):(before|after):(SIGINT|SIGTERM)$/.exec(process.env.VOLMERGE_SIGNAL_AT?.trim() ?? '');
+  if (!match || match[1] !== step || match[2] !== when) return;
+  const signal = match[3] as NodeJS.Signals;
+  // Signal watchers do not keep Node's loop alive: a timer does, until the signal has been seen.
+  const alive = setInterval(() => undefined, 1000);
+  const delivered = new Promise((resolve) => process.once(signal, resolve));
+  process.kill(process.pid, signal);
+  await delivered;
+  clearInterval(alive);
+}

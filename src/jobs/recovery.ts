@@ -12,6 +12,7 @@ import { readChain, readInfo } from '../qemu/queries.js';
 import { topRemovalStarted } from '../steps/cold-merge.js';
 import { readLockHolder } from './chain-lock.js';
 import { liveAdvice, liveMonitorSilence } from './live-recovery.js';
+import { clearCommand, probeJournalBase } from './stale.js';
 import { nextStep } from './unfinished.js';
 
 /** A job that can be finished now: runMergeJob({ jobId, stateDir, ...request }) finishes it under the same id. */
@@ -91,6 +92,9 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     return undefined;
   }
   if (journal.kind === 'live') {
+    // A live job whose base is gone or is another volume now is stale: a VM at the same socket is not its VM.
+    const base = await probeJournalBase(journal);
+    if (base.state === 'gone') return endGone(store, key, journal, base, 'base');
     // The block job goes on inside the VM: re-attach through its monitor (the job's request keeps the socket), or leave it to an operator.
     const silence = await liveMonitorSilence(journal);
     if (silence !== undefined) return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message: liveAdvice(journal, silence) } } };
@@ -104,20 +108,25 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
   }
 }
 
+/** Ends a job whose top or base is gone (or another volume has its place): failed, nothing touched; a journal whose base is gone is stale. */
+async function endGone(store: JobStore, key: string, journal: Journal, probe: { reason: string }, role: 'top' | 'base'): Promise<Decision> {
+  const ended = volumeDeletedError(role, journal.volumes[role].path, probe.reason, journal.jobId);
+  const clear = role === 'base' ? `; its journal is stale and never acts: clear it with ${clearCommand(store, journal.jobId, journal.request.base)}` : '';
+  const error = { code: ended.code, message: `${ended.message}${clear}` };
+  await new JournalWriter(store, journal, key).update((j) => {
+    j.state = 'failed';
+    j.error = error;
+  });
+  return { outcome: { jobId: journal.jobId, state: 'failed', ...describe(journal), error } };
+}
+
 async function probeAndDecide(store: JobStore, key: string, journal: Journal): Promise<Decision> {
   const topMayBeGone = topRemovalStarted(journal);
-  const probe = await probeVolumes(journal.volumes, { topMayBeGone });
+  const probe = await probeVolumes(journal.volumes, { topMayBeGone, recordedAt: journal.createdAt });
   if (probe.state === 'unknown') {
     return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } } };
   }
-  if (probe.state === 'gone' && probe.role) {
-    const error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
-    await new JournalWriter(store, journal, key).update((j) => {
-      j.state = 'failed';
-      j.error = { code: error.code, message: error.message };
-    });
-    return { outcome: { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } } };
-  }
+  if (probe.state === 'gone' && probe.role) return endGone(store, key, journal, probe, probe.role);
   try {
     // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
     // Once the job's own remove-top step has started, only base is left to open.

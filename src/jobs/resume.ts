@@ -12,6 +12,8 @@ import { replanSizes } from '../merge/replan.js';
 import { COLD_MERGE_SHAPE, topRemovalStarted } from '../steps/cold-merge.js';
 import { repairBitmaps } from '../steps/repair.js';
 import { markHolderFor, setMark } from '../storage/marks.js';
+import { compareVolumes } from '../storage/same-volume.js';
+import { currentVolumeOf } from '../storage/stale-mark.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
 import { executeJob } from './execute-job.js';
 import { recordFailure } from './failure.js';
@@ -38,7 +40,8 @@ async function resizeForResume(writer: JournalWriter, inspection: Inspection): P
 
 /** Refuses a run whose top is not the top of the unfinished merge. */
 export function assertSameTop(request: MergeJobRequest, earlier: UnfinishedJob['journal'], top: Volume | undefined): void {
-  if (top && top.identity !== earlier.volumes.top.identity) {
+  const recorded = { identity: earlier.volumes.top.identity, realPath: earlier.volumes.top.realPath, recordedAt: earlier.createdAt };
+  if (top && compareVolumes(recorded, currentVolumeOf(top)).verdict === 'other') {
     throw new VolmergeError(
       'mid-merge',
       `base ${request.base} is mid-merge of top ${earlier.request.top} (job ${earlier.jobId}), not of ${request.top}; ` +
@@ -80,7 +83,7 @@ export async function resume(request: MergeJobRequest, store: JobStore, unfinish
     inspection = await inspectChain(request.top, request.base);
     // Base keeps its mark under the new job's id, unless the earlier run had already taken it off (verify passed).
     if (writer.journal.jobId !== earlier.jobId && writer.journal.steps.unmark?.status !== 'done') {
-      await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
+      await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir, inspection.base.identity);
     }
     if (writer.journal.steps.verify?.status !== 'done') await resizeForResume(writer, inspection);
   } catch (thrown) {

@@ -15,6 +15,7 @@ import { planLiveDry, runLiveFresh } from './live-plan.js';
 import { resumeLive } from './live-run.js';
 import { checkPreconditions, refuseIfHeldOpen } from './preconditions.js';
 import { resume } from './resume.js';
+import { clearCommand, staleReason } from './stale.js';
 import { findUnfinishedJob, nextStep, type UnfinishedJob } from './unfinished.js';
 
 /** Top and base resolved for a new merge (refusing two paths to one volume); failures as the planning reports them. */
@@ -30,7 +31,7 @@ async function resolveBoth(request: MergeJobRequest): Promise<{ top: Volume; bas
 async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeOutcome> {
   let unfinished: UnfinishedJob | undefined;
   try {
-    unfinished = await findUnfinishedJob(store, (await resolveVolume(request.base, 'base')).identity);
+    unfinished = await findUnfinishedJob(store, await resolveVolume(request.base, 'base'));
   } catch (error) {
     if (error instanceof VolmergeError && error.code === 'locked-by-other-host') throw error;
     log.debug(`dry run: no unfinished job looked up: ${(error as Error).message}`);
@@ -47,10 +48,25 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
 }
 
+/**
+ * Refuses a run whose job id names a journal that is not of this chain (the agent finishing a job found at start-up,
+ * whose base is another volume now): a new merge under that id would take the place of the stale journal.
+ */
+async function refuseOwnJournalElsewhere(request: MergeJobRequest, store: JobStore): Promise<void> {
+  const own = await store.read(store.keyFor(request.jobId)).catch(() => undefined);
+  if (!own || !('journal' in own)) return;
+  const reason = (await staleReason(own.journal)) ?? `it is not a journal of base ${request.base} as it is now`;
+  throw new VolmergeError(
+    'volume-deleted',
+    `job ${request.jobId} (${own.where}) was not resumed: ${reason}; nothing was changed; clear it: ${clearCommand(store, request.jobId, request.base)}`,
+  );
+}
+
 /** Under the chain's lock: finishes the chain's unfinished merge, or checks and runs a new one. */
 async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase: Volume | undefined): Promise<MergeOutcome> {
   const base = lockedBase ?? (await resolveJobBase(request));
-  const unfinished = await findUnfinishedJob(store, base.identity);
+  const unfinished = await findUnfinishedJob(store, base);
+  if (!unfinished) await refuseOwnJournalElsewhere(request, store);
   let job = request;
   if (unfinished?.journal.kind === 'live') {
     if (request.qmp) return resumeLive(request, store, unfinished, base);

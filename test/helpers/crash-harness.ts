@@ -38,10 +38,10 @@ export type ChainMedium = 'file' | 'block' | { base: string; top: string };
 
 /**
  * Makes a 1 GiB-virtual chain (see TOP_DATA): 2 stale, 1 shared, 1 top-only and 1 disabled bitmap; 4 MiB in base,
- * 32 MiB in top.
+ * 32 MiB in top. `at` puts a file or block chain at the paths given (a loop device attached again, say).
  */
-export async function prepareChain(ws: Workspace, medium: ChainMedium): Promise<PreparedChain> {
-  const onDevices = typeof medium === 'object' ? medium : undefined;
+export async function prepareChain(ws: Workspace, medium: ChainMedium, at?: { base: string; top: string }): Promise<PreparedChain> {
+  const onDevices = typeof medium === 'object' ? medium : at;
   const base = onDevices?.base ?? (medium === 'file' ? ws.path('base.qcow2') : await ws.blockDevice('base', 128 * MiB));
   const top = onDevices?.top ?? (medium === 'file' ? ws.path('top.qcow2') : await ws.blockDevice('top', 128 * MiB));
   await makeChain(base, top, {

@@ -2,7 +2,7 @@
 // mark is an LV tag, an extension survives a crash, a commit killed early, midway or late leaves base's LV full of
 // leaked clusters and the same command once more extends it again as far as they need and finishes (the LV is sized
 // as the plan sizes it, so that nothing else leaves room for them), lvs failing at recovery only delays the job, a
-// removed LV ends it as volume-deleted.
+// removed LV ends it as volume-deleted, an LV made again under the same name leaves the dead job stale.
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { configureLog } from '../../src/log.js';
@@ -20,6 +20,7 @@ import { Workspace } from '../helpers/workspace.js';
 import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeTool } from '../helpers/fake-tools.js';
+import { asEarlierRelease, clearStale, jobFolders, journalBytes, killMidCommit, statusOf } from '../helpers/stale-chain.js';
 
 const MiB = 1024 * 1024;
 const SLOW_COMMIT = String(16 * MiB);
@@ -102,6 +103,35 @@ describe('crash safety on LVM', function () {
       expect(await lvTags(chain.vgName, chain.baseLv), 'the mark is gone').to.deep.equal([]);
     });
   }
+
+  it('an LV made again under the same name: the dead job is stale (by UUID; a journal of the current release by creation time), the new chain merges', async () => {
+    const old = await lvChain();
+    const dead = await killMidCommit(old);
+    await vg?.removeLv(old.topLv);
+    await vg?.removeLv(old.baseLv);
+    // The same names, new LVs: a new chain where the dead one was.
+    await vg?.lv(old.baseLv, 32);
+    await vg?.lv(old.topLv, 128);
+    await makeChain(old.base, old.top, { virtualSize: '256M', stale: 2, shared: ['shared'], topOnly: ['toponly'], baseDataMiB: 2, topDataMiB: 24, topDataOffsetMiB: 8 });
+    const chain = { ...old, before: { shared: await dirtyExtents(old.top, 'shared'), toponly: await dirtyExtents(old.top, 'toponly') } };
+    await rawCopy(chain.top, chain.raw);
+    const journal = await journalBytes(chain.stateDir, dead.jobId);
+    const merged = await runCli(['merge', '--top', chain.top, '--base', chain.base], chain.env);
+    expect(merged.exitCode, merged.stderr).to.equal(0);
+    expect(merged.stdout, 'a new merge, not the dead job finished').not.to.match(/finished the merge that job/);
+    expect(merged.stderr).to.match(new RegExp(`job ${dead.jobId} .*is stale and was not used`));
+    await expectMerged(chain);
+    expect(await journalBytes(chain.stateDir, dead.jobId), 'the stale journal never changed').to.equal(journal);
+    const { status } = await statusOf(chain.base, chain.env);
+    expect([status.state, status.stale.map((j) => j.jobId)]).to.deep.equal(['idle', [dead.jobId]]);
+    expect(status.stale[0]?.reason).to.match(/another LV now .*made again/);
+    // The journal as the current release writes it (lv:VG/LV): told apart by the LV's creation time.
+    await asEarlierRelease(chain.stateDir, dead.jobId);
+    expect((await statusOf(chain.base, chain.env)).status.stale[0]?.reason).to.match(/came into being at .* after the record was made/);
+    const cleared = await clearStale(dead.jobId, chain.env);
+    expect(cleared.run.exitCode, cleared.run.stderr).to.equal(0);
+    expect(await jobFolders(chain.stateDir)).to.deep.equal([]);
+  });
 
   it('keeps a job waiting while lvs fails (exit 5) and resumes it once lvs works; a removed LV ends a job as volume-deleted', async () => {
     const chain = await lvChain();

@@ -33,10 +33,10 @@ describe('start-up recovery on shared VGs', () => {
     if (!job) throw new Error('the fixture has no job LV');
     const more = [
       { ...job, name: 'volmerge_job_cli-812-1764630000000', tags: ['VOLMERGE_JOB', 'VOLMERGE_JOB_BASE_c2base'] },
-      { ...job, name: 'volmerge_job_5f0c7a52-1d3e-4b8a-9c6f-0e2d4a6b8c10', tags: ['VOLMERGE_JOB', 'VOLMERGE_JOB_BASE_c5base'] },
+      { ...job, name: 'volmerge_job_5f0c7a52-1d3e-4b8a-9c6f-0e2d4a6b8c10', tags: ['VOLMERGE_JOB', 'VOLMERGE_JOB_BASE_c5base', 'VOLMERGE_JOB_BASEUUID_3Yq1aB-xQ2c-4kLm'] },
       { ...job, name: 'notes', tags: ['VOLMERGE_JOB_BASE_c9base'] },
     ];
-    expect(jobBasesOf([...lvs, ...more]), 'each base once, sorted; a base tag alone makes no job LV').to.deep.equal(['c2base', 'c5base']);
+    expect(jobBasesOf([...lvs, ...more]), "each base once, sorted; a base tag alone makes no job LV; the base's UUID tag names no base").to.deep.equal(['c2base', 'c5base']);
     expect(jobBasesOf([])).to.deep.equal([]);
   });
 
