@@ -2,6 +2,7 @@
 // The volmerge command line: parses argv with yargs and is the only place that calls process.exit.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { exitWith } from './interrupts.js';
 // Each command's module is imported only when that command runs (its builder is async), so `volmerge --help` and every
 // command load no more than they use: winston, the agent and the merge pipeline cost start-up time.
 import type { MergeArgs } from './merge-command.js';
@@ -66,7 +67,10 @@ async function main(argv: string[]): Promise<void> {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .epilogue('Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error.')
+    .epilogue(
+      'Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error; ' +
+        'a merge stopped by Ctrl-C or SIGTERM ends by that signal (the shell shows 130 or 143), after saying where the chain stands.',
+    )
     .fail((message, error) => {
       // A command's own failure arrives without a message; a failed option check (thrown in a builder's check) with one.
       if (error && !message) throw error;
@@ -74,7 +78,7 @@ async function main(argv: string[]): Promise<void> {
       process.exit(EXIT_USAGE);
     })
     .parseAsync();
-  process.exit(exitCode);
+  exitWith(exitCode);
 }
 
 main(hideBin(process.argv)).catch((error: unknown) => {

@@ -16,6 +16,12 @@ export interface BitmapDecision {
   skipped: string[];
   /** Top bitmaps that base will not have, as the caller asked (--drop-bitmaps); absent in plans made before it existed. */
   drop?: string[];
+  /**
+   * Bitmaps found in-use (inconsistent, e.g. after a VM crash) in top, or in base under a name top has, that the caller
+   * asked to drop (--drop-inconsistent): removed from top and base, neither merged nor kept; their next backup must be
+   * a full one. Absent unless asked.
+   */
+  inconsistent?: string[];
 }
 
 /** How the bitmaps are to be decided. */

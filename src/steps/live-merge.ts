@@ -12,9 +12,9 @@ import { log } from '../log.js';
 import { liveExtendStep } from './live-extend.js';
 import { stopWatch, type LiveContext } from './live-context.js';
 
-/** The signal that stops a wait: the caller's, or a failed extension of base. */
-function waitSignal(context: LiveContext): AbortSignal | undefined {
-  const signals = [context.signal, context.watch?.failed].filter((s): s is AbortSignal => s !== undefined);
+/** The signal that stops a wait: the caller's (before the pivot only), or a failed extension of base. */
+function waitSignal(context: LiveContext, caller: 'caller' | 'not the caller'): AbortSignal | undefined {
+  const signals = [caller === 'caller' ? context.signal : undefined, context.watch?.failed].filter((s): s is AbortSignal => s !== undefined);
   return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
 
@@ -52,7 +52,7 @@ const waitStep: Step<LiveContext> = {
   name: 'wait',
   journaling: () => 'quiet',
   async run(context) {
-    const signal = waitSignal(context);
+    const signal = waitSignal(context, 'caller');
     const job = await waitReady(context.client, context.qemuJob, {
       ...(signal ? { signal } : {}),
       onProgress: (state) => context.onProgress?.(state.percent),
@@ -61,12 +61,15 @@ const waitStep: Step<LiveContext> = {
   },
 };
 
+// Once the pivot has started the merge is finished whatever the caller says: an abort (Ctrl-C, Job.abort) no longer
+// stops it, and the wait for qemu's end of the job does not watch the caller's signal.
 const pivotStep: Step<LiveContext> = {
   name: 'pivot',
   writesBitmaps: true,
+  finishesOnAbort: true,
   journaling: () => 'durable',
   async run(context) {
-    const signal = waitSignal(context);
+    const signal = waitSignal(context, 'not the caller');
     await pivotWithBitmaps(context.client, context.chain, context.bitmaps, context.qemuJob, signal ? { signal } : {});
     return { carried: context.bitmaps.merge, active: context.chain.active };
   },
