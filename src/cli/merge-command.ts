@@ -88,9 +88,9 @@ function leftAtOnce(signal: StopSignal, step: string | undefined, args: MergeArg
   }
   const job = args.qmp ? '; the block job may still run in the VM' : '';
   return {
-    interrupted: { signal, chain: 'unfinished', resumeFrom: step, leftAtOnce: true },
+    interrupted: { signal, chain: 'unfinished', leftAtOnce: true, lastStep: step },
     message:
-      `left at once on a second ${signal} during step ${step}: the merge may be unfinished${job}; ` +
+      `left at once on a second ${signal} (last step begun: ${step}): the merge may be unfinished${job}; ` +
       `volmerge status --base ${args.base} says what is left, and the same command finishes it: ${sameCommand()}`,
   };
 }

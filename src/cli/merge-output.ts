@@ -14,6 +14,8 @@ export interface InterruptSummary {
   resumeFrom?: string;
   /** The second signal: volmerge left at once, without waiting for the merge to stop. */
   leftAtOnce?: true;
+  /** With leftAtOnce: the last step that had begun. */
+  lastStep?: string;
 }
 
 /** The one object of `volmerge merge --json`. */

@@ -9,7 +9,7 @@ import { sleep } from './wait.js';
 /** How `volmerge merge --json` says that a signal stopped (or did not stop) the merge. */
 export interface InterruptedJson {
   status: 'done' | 'planned' | 'failed' | 'interrupted';
-  interrupted?: { signal: string; chain: 'as-before' | 'unfinished' | 'merged'; resumeFrom?: string; leftAtOnce?: true };
+  interrupted?: { signal: string; chain: 'as-before' | 'unfinished' | 'merged'; resumeFrom?: string; leftAtOnce?: true; lastStep?: string };
   error?: { code: string; message: string };
   fullBackupNeeded?: string[];
 }

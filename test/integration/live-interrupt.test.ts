@@ -168,7 +168,7 @@ describe('volmerge merge --qmp: Ctrl-C and SIGTERM', function () {
     cli.kill('SIGINT');
     const run = await cli.done;
     const json = expectEndedBy(run, 'SIGINT');
-    expect(json.interrupted).to.deep.equal({ signal: 'SIGINT', chain: 'unfinished', resumeFrom: 'wait', leftAtOnce: true });
+    expect(json.interrupted).to.deep.equal({ signal: 'SIGINT', chain: 'unfinished', leftAtOnce: true, lastStep: 'wait' });
     expect(run.stderr).to.contain(`volmerge status --base ${chain.base}`).and.to.contain(`--qmp ${vm!.socket}`).and.to.contain('the block job may still run');
     // What is left: qemu's job, ready, and the journal that names it.
     expect((await queryJobs(vm!.qmp)).map((job) => job.status)).to.deep.equal(['ready']);
