@@ -23,7 +23,7 @@ function wherePhrase(journal: Journal): string {
 /** What the run changed although the merge did not happen: stale bitmaps pruned, inconsistent ones dropped. */
 function changesKept(journal: Journal): string {
   const notes: string[] = [];
-  if (journal.steps.drop?.status === 'done' && journal.plan.bitmaps.inconsistent?.length) {
+  if (journal.steps.prune?.status === 'done' && journal.plan.bitmaps.inconsistent?.length) {
     notes.push(`inconsistent bitmaps ${journal.plan.bitmaps.inconsistent.join(', ')} were dropped (their next backup must be a full one)`);
   }
   if (journal.steps.prune?.status === 'done' && journal.plan.bitmaps.prune.length > 0) notes.push(`base's stale bitmaps ${journal.plan.bitmaps.prune.join(', ')} were pruned`);

@@ -1,11 +1,12 @@
 // The live merge as a table of steps, run by the same executor as the cold merge, inside the VM that holds the chain.
 // disable: base's merge targets stop recording (the commit's own copy would mark all of top in them); extend: a base LV
-// grown and watched; prune: base's stale bitmaps removed (base reopened writable for it), before the job's first burst,
-// which ignores the speed limit, can fill base; commit: block-commit started, or found running (the point of no
-// return); wait: the copy done (ready, or pending for an internal
-// merge); pivot: top's bitmaps carried in one transaction, then the chain changed; close: old top's nodes closed.
+// grown and watched; prune: base's stale bitmaps removed (base reopened writable for it), and the inconsistent ones
+// that --drop-inconsistent drops from top and base, before the job's first burst, which ignores the speed limit, can
+// fill base; commit: block-commit started, or found running (the point of no return); wait: the copy done (ready, or
+// pending for an internal merge); pivot: top's bitmaps carried in one transaction, then the chain changed; close: old
+// top's nodes closed.
 import { shapeOf, type Step, type StepTable } from '../engine/step.js';
-import { disableForJob, pruneLiveBitmaps } from '../live/bitmap-steps.js';
+import { disableForJob, dropInconsistentBitmaps, pruneLiveBitmaps } from '../live/bitmap-steps.js';
 import { startCommit, waitReady } from '../live/job.js';
 import { closeOldTop, pivotWithBitmaps } from '../live/pivot.js';
 import { log } from '../log.js';
@@ -39,12 +40,14 @@ const commitStep: Step<LiveContext> = {
   },
 };
 
+// With --drop-inconsistent the prune also removes the inconsistent bitmaps from top and base, first.
 const pruneStep: Step<LiveContext> = {
   name: 'prune',
-  journaling: (context) => (context.bitmaps.prune.length > 0 ? 'durable' : 'quiet'),
+  journaling: (context) => (context.bitmaps.prune.length > 0 || context.bitmaps.drop?.length ? 'durable' : 'quiet'),
   async run(context) {
+    const dropped = await dropInconsistentBitmaps(context.client, context.chain, context.bitmaps);
     await pruneLiveBitmaps(context.client, context.chain, context.bitmaps);
-    return { pruned: context.bitmaps.prune };
+    return { pruned: context.bitmaps.prune, ...(dropped.length > 0 ? { dropped } : {}) };
   },
 };
 
