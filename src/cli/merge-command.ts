@@ -33,7 +33,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .option('top', { type: 'string', demandOption: true, describe: 'The volume to merge down: a qcow2 file, block device or LV (/dev/VG/LV)' })
     .option('base', { type: 'string', demandOption: true, describe: "top's backing volume, which receives top's data and bitmaps" })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Inspect and print the plan; change nothing' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print exactly one JSON object on stdout (status, plan, error)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print exactly one JSON object on stdout (status, plan, error, interrupted)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'warn' as LogLevel, describe: 'Logs go to stderr' })
     .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV' })
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups (VOLMERGE_STATE_DIR)' })
@@ -72,7 +72,13 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/prealloc --drop-bitmaps', "Merge into a raw (preallocated) base, dropping top's bitmaps, which raw cannot hold")
     .example('$0 merge --top top.qcow2 --base base.qcow2 --drop-inconsistent', 'Merge a chain whose VM was killed: its in-use bitmaps are dropped, the others kept')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --qmp /run/vm1.qmp', 'Merge live, while the VM that runs the chain keeps running')
-    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk') as unknown as Argv<MergeArgs>;
+    .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk')
+    .epilogue(
+      'Ctrl-C or SIGTERM stops the merge where it is safe and says where the chain stands: a cold merge stops before its next step ' +
+        '(its running qemu-img at once; the same command finishes it), a live merge cancels its block job before the pivot and is ' +
+        'finished once the pivot has started. A second Ctrl-C leaves at once, naming what may be left. Exit codes: 0 merged or planned, ' +
+        '1 refused or failed, 2 usage error; a merge stopped by a signal ends by it (the shell shows 130 or 143).',
+    ) as unknown as Argv<MergeArgs>;
 }
 
 /** The command line as typed, for "run the same command again" (quoted where a shell would need it). */
