@@ -40,13 +40,23 @@ export type ErrorCode =
   | 'not-stale'
   | 'internal';
 
+/**
+ * Where an aborted merge left its chain: as-before (top not merged, the chain usable as it was; a live merge's block
+ * job cancelled) or unfinished (its journal kept: the same merge run again finishes it from resumeFrom).
+ */
+export interface Interruption {
+  chain: 'as-before' | 'unfinished';
+  /** The step the same merge run again goes on from (unfinished only). */
+  resumeFrom?: string;
+}
+
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */
 export class VolmergeError extends Error {
   override readonly name = 'VolmergeError';
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly details: { argv?: readonly string[]; exitCode?: number | undefined; stderr?: string } = {},
+    readonly details: { argv?: readonly string[]; exitCode?: number | undefined; stderr?: string; interrupted?: Interruption } = {},
   ) {
     super(message);
   }

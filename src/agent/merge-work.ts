@@ -22,6 +22,8 @@ export interface MergeWorkRequest {
   removeTop?: boolean;
   shrink?: boolean;
   dropBitmaps?: boolean;
+  /** Drop the inconsistent bitmaps instead of refusing (drop_inconsistent). */
+  dropInconsistent?: boolean;
   /** VM.merge: the VM's QMP socket (a live merge), and its copy limit in bytes per second. */
   qmp?: string;
   rateLimit?: number;
@@ -48,7 +50,8 @@ async function runThroughJob(run: ResumeWorkRequest, context: JobContext): Promi
     onStep: context.step,
     ...(run.commitRateLimit ? { rateLimit: run.commitRateLimit } : {}),
   });
-  context.result({ dropped_bitmaps: [...(outcome.plan.bitmaps.drop ?? [])], used_size: outcome.usedSize ?? null });
+  const { drop = [], inconsistent = [] } = outcome.plan.bitmaps;
+  context.result({ dropped_bitmaps: [...drop], dropped_inconsistent: [...inconsistent], used_size: outcome.usedSize ?? null });
 }
 
 /** Increments base's generation after a merge; a failure says that the merge itself is done. */
@@ -75,6 +78,7 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
       ...(request.removeTop ? { removeTop: true } : {}),
       ...(request.shrink ? { shrink: true } : {}),
       ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+      ...(request.dropInconsistent ? { dropInconsistent: true } : {}),
       ...(request.qmp ? { qmp: request.qmp } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     };

@@ -17,6 +17,8 @@ export function isFinished(status: JobStatus): boolean {
 /** What a merge job reports when it ends: top's bitmaps it dropped as asked, and where base's image ends (null: raw). */
 export interface JobResult {
   dropped_bitmaps: string[];
+  /** Bitmaps found in-use and removed from top and base (drop_inconsistent): the next backup of each must be a full one. */
+  dropped_inconsistent: string[];
   used_size: number | null;
 }
 

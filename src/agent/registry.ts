@@ -214,7 +214,9 @@ export class JobRegistry {
           if (controller.signal.aborted) {
             const reason: unknown = controller.signal.reason;
             const why = reason instanceof Error ? reason.message : `job ${record.id} aborted`;
-            this.finish(entry, 'aborted', { code: 'aborted', message: `${why} during ${record.step ?? 'its start'}: ${error.message}` });
+            // A merge's own account of its abort names who stopped it and where the chain stands; anything else is wrapped.
+            const message = error.details.interrupted ? error.message : `${why} during ${record.step ?? 'its start'}: ${error.message}`;
+            this.finish(entry, 'aborted', { code: 'aborted', message });
           } else {
             this.finish(entry, 'failed', { code: error.code, message: error.message });
           }

@@ -17,7 +17,9 @@ export const PROGRAM_DESCRIPTION =
   'socket and on TCP with TLS and client certificates.';
 
 /** The exit codes of volmerge merge, as --help's epilogue says them. */
-export const EXIT_CODES = 'Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error.';
+export const EXIT_CODES =
+  'Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error; ' +
+  'a merge stopped by Ctrl-C or SIGTERM ends by that signal (the shell shows 130 or 143), after saying where the chain stands.';
 
 /** Declares every command on a yargs instance; `setExitCode` receives the code of the command that ran. */
 export function defineProgram(yargs: Argv, setExitCode: (code: number) => void): Argv {

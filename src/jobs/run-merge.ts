@@ -8,6 +8,7 @@ import { resolveChainVolumes } from '../merge/inspect.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
 import { resolveJobBase, withChain } from './chain.js';
 import { missingMeansDeleted } from './failure.js';
+import { abortOutsideTable } from './interrupted.js';
 import { planAnnounced, runFresh } from './fresh-run.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 import { closeOrphanedLiveJob } from './live-orphan.js';
@@ -62,9 +63,18 @@ async function refuseOwnJournalElsewhere(request: MergeJobRequest, store: JobSto
   );
 }
 
-/** Under the chain's lock: finishes the chain's unfinished merge, or checks and runs a new one. */
+/** Under the chain's lock: finishes the chain's unfinished merge, or checks and runs a new one; an abort says where it left the chain. */
 async function mergeLocked(request: MergeJobRequest, store: JobStore, lockedBase: Volume | undefined): Promise<MergeOutcome> {
   const base = lockedBase ?? (await resolveJobBase(request));
+  try {
+    return await mergeBase(request, store, base);
+  } catch (thrown) {
+    throw request.signal?.aborted ? await abortOutsideTable(thrown, request.signal, store, base) : thrown;
+  }
+}
+
+/** Finishes the unfinished merge of base's chain, or checks and runs a new one. */
+async function mergeBase(request: MergeJobRequest, store: JobStore, base: Volume): Promise<MergeOutcome> {
   const unfinished = await findUnfinishedJob(store, base);
   if (!unfinished) await refuseOwnJournalElsewhere(request, store);
   let job = request;

@@ -45,6 +45,8 @@ export interface PlanInput extends Pick<Inspection, 'top' | 'base' | 'topInfo' |
   leafRoom: number;
   /** Drop top's bitmaps that base lacks instead of carrying them (--drop-bitmaps, merge_bitmaps=false). */
   dropBitmaps?: boolean;
+  /** Drop the bitmaps found in-use instead of refusing (--drop-inconsistent). */
+  dropInconsistent?: boolean;
   /** The end of the merge, planned by planFinalize. */
   finalize?: FinalizePlan;
   /** Base already holds part of top: the bytes top may still bring (see Qcow2SizeEstimate.partialTop). */
@@ -138,6 +140,7 @@ export function planMerge(input: PlanInput): MergePlan {
     baseHoldsBitmaps,
     whyNoBitmaps: baseFormat === 'raw' ? 'is raw and cannot hold bitmaps' : 'is a qcow2 version 2 image (compat=0.10), which cannot hold bitmaps',
     dropBitmaps: input.dropBitmaps === true,
+    dropInconsistent: input.dropInconsistent === true,
   });
   return planWithBitmaps(input, bitmaps);
 }

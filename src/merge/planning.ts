@@ -19,6 +19,14 @@ export async function planFor(request: MergeRequest, volumes?: { top: Volume; ba
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
   // After an interrupted live commit: top may still bring all it holds (its allocated bytes, as qemu-img info reads them).
   const partialTop = request.baseHoldsPartOfTop ? partialTopOf(inspection) : undefined;
-  const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true, ...(partialTop === undefined ? {} : { partialTop }) });
+  const plan = planMerge({
+    ...inspection,
+    ...sizes,
+    leafRoom,
+    finalize,
+    dropBitmaps: request.dropBitmaps === true,
+    dropInconsistent: request.dropInconsistent === true,
+    ...(partialTop === undefined ? {} : { partialTop }),
+  });
   return { inspection, plan };
 }

@@ -2,9 +2,11 @@
 import { VolmergeError } from '../errors.js';
 import { bitmapsOf, isInUse, type ImageInfo } from '../qemu/types.js';
 
-/** Throws 'bitmap-write-failed' when any bitmap of the image is in-use. */
-export function assertNoInUseBitmaps(info: ImageInfo, role: string, path: string, after: string): void {
-  const broken = bitmapsOf(info).filter(isInUse).map((b) => b.name);
+/** Throws 'bitmap-write-failed' when any bitmap of the image is in-use (but those named in except). */
+export function assertNoInUseBitmaps(info: ImageInfo, role: string, path: string, after: string, except: readonly string[] = []): void {
+  const broken = bitmapsOf(info)
+    .filter((b) => isInUse(b) && !except.includes(b.name))
+    .map((b) => b.name);
   if (broken.length === 0) return;
   throw new VolmergeError(
     'bitmap-write-failed',

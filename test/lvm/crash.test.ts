@@ -12,7 +12,8 @@ import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/job
 import { roundUp } from '../../src/merge/sizes.js';
 import { checkAgainst } from '../../src/schema.js';
 import { expectMerged, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';
-import { checkOf } from '../helpers/images.js';
+import { checkOf, makeChain, rawCopy } from '../helpers/images.js';
+import { dirtyExtents } from '../helpers/dirty-map.js';
 import { hasDeviceMapper, TestVg } from '../helpers/lvm.js';
 import { until } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
