@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'unsupported-image'
   | 'bitmaps-unsupported'
   | 'vm-gone'
+  | 'job-gone'
   | 'internal';
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */
