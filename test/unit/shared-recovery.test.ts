@@ -148,7 +148,9 @@ describe('how a job leaves base and top on a shared VG', () => {
     expect(stateToLeave('shared', 'inactive'), 'someone activated it shared since').to.equal('shared');
   });
 
-  describe('with lvs, lvmlockctl and lvchange recorded on host a after its agent was killed mid-commit', () => {
+  describe('with lvs, lvmlockctl and lvchange recorded on host a after its agent was killed mid-commit', function () {
+    // Each LVM command is a shell script here: a loaded machine can take seconds for the few of a test.
+    this.timeout(30_000);
     let dir: string;
     const saved = { ...process.env };
     before(() => configureLog('error'));
