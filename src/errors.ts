@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'bitmaps-unsupported'
   | 'vm-gone'
   | 'not-stale'
+  | 'job-gone'
   | 'internal';
 
 /**

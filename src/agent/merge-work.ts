@@ -4,7 +4,8 @@ import { runMergeJob } from '../jobs/run-merge.js';
 import type { MergeRequest } from '../merge/request.js';
 import type { JobContext, JobWork } from './registry-types.js';
 import { assertGeneration, bumpGeneration, readGeneration, type GenerationHolder } from '../storage/generation.js';
-import { resolveVolume } from '../storage/volume.js';
+import { readLv } from '../storage/lvm.js';
+import { lvNamesOfDevPath, resolveVolume } from '../storage/volume.js';
 import type { ResolvedSubchain } from './address.js';
 
 /** What a merge job needs to know. */
@@ -89,6 +90,10 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
 
 /** Where the generation of a base volume found by recovery is kept: its LV, or its sidecar file; none for a plain device. */
 export async function generationHolderOf(base: string): Promise<GenerationHolder | undefined> {
+  // A shared VG's base is inactive here again once its job has put it back as it was: lvs names its LV all the same.
+  const names = lvNamesOfDevPath(base);
+  const lv = names ? await readLv(names.vg, names.lv).catch(() => undefined) : undefined;
+  if (lv) return { kind: 'lv', vg: lv.vg, lv: lv.name };
   const volume = await resolveVolume(base, 'base');
   if (volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name };
   return volume.kind === 'file' ? { kind: 'file', path: volume.path } : undefined;

@@ -42,6 +42,8 @@ export interface JobRecord {
   /** What a finished job reports beyond its status (a merge: the bitmaps it dropped, the size base uses). */
   result?: JobResult;
   error?: JobError;
+  /** A job that ended without running here (start-up recovery found another run had finished it): what happened. */
+  note?: string;
   /** Volumes the job works on; two unfinished jobs never share one. */
   volumes: readonly string[];
   createdAt: number;

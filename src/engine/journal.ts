@@ -5,6 +5,7 @@ import type { LiveBitmapPlan } from '../live/bitmap-plan.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { MergeRequest } from '../merge/request.js';
 import { describeErrors, validatorFor } from '../schema.js';
+import type { LocalActivation } from '../storage/shared-vg.js';
 import type { VolumeKind } from '../storage/volume.js';
 import type { TableShape } from './step.js';
 
@@ -67,6 +68,15 @@ export interface LiveJournal {
   chain: LiveJournalChain;
 }
 
+/** How a shared VG's chain was active on one boot of one host before the job first activated it there. */
+export interface ActivationRecord {
+  /** /proc/sys/kernel/random/boot_id of that boot: a record only describes the boot that wrote it. */
+  bootId: string;
+  /** The host's name, for people reading the journal. */
+  host: string;
+  volumes: { vg: string; lv: string; before: LocalActivation }[];
+}
+
 /** The journal of one merge job. */
 export interface Journal {
   version: 1;
@@ -92,6 +102,8 @@ export interface Journal {
   error?: { code: string; message: string };
   /** The job whose journal (and folder) this one took over. */
   resumedFrom?: string;
+  /** Shared VGs: how base, top (and child) were active on each host before the job first activated them there; absent in older journals. */
+  activationBefore?: ActivationRecord[];
 }
 
 const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -8,6 +8,7 @@ import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { extendLv, listLvs, readLv, runLvm } from '../storage/lvm.js';
 import { activateExclusively, activationError, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
+import type { ChainActivation } from './activation-record.js';
 import { BACKUP_FILES } from './backup-images.js';
 import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, writeBackupArea, writeSlot } from './job-lv-format.js';
 import { checkJournal, parseJournal, type Journal } from './journal.js';
@@ -41,6 +42,8 @@ export class SharedVgJobStore implements JobStore {
   private readonly seq = new Map<string, number>();
   /** Job LVs this store activated or created, and how they were active before. */
   private readonly activated = new Map<string, LocalActivation>();
+  /** How a job's run found its chain: every journal written keeps this boot's record of it (see holdsChain). */
+  private chain?: ChainActivation;
 
   constructor(
     readonly vg: string,
@@ -98,7 +101,13 @@ export class SharedVgJobStore implements JobStore {
     this.seq.set(key, 0);
   }
 
+  /** Tells the store how a job's run found the chain before activating it: the journals it writes keep that record. */
+  holdsChain(chain: ChainActivation): void {
+    this.chain = chain;
+  }
+
   async write(journal: Journal, key: string): Promise<void> {
+    this.chain?.stamp(journal, this.locationOf(key), !this.seq.has(key));
     checkJournal(journal, this.locationOf(key));
     if (!this.seq.has(key)) await this.create(key);
     const seq = (this.seq.get(key) ?? 0) + 1;
