@@ -22,6 +22,8 @@ export interface MergeArgs {
   shrink: boolean;
   dropBitmaps: boolean;
   qmp?: string;
+  domain?: string;
+  connect?: string;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -47,10 +49,19 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
       type: 'string',
       describe: "Merge live: the QMP monitor socket of the VM that runs the chain (block-commit inside the VM; top and base as the VM opened them)",
     })
+    .option('domain', {
+      type: 'string',
+      describe: "Merge live through libvirt: the domain (name or UUID) whose disk runs the chain (virsh blockcommit; top and base as the domain's live XML names them)",
+    })
+    .option('connect', { type: 'string', describe: "libvirt's connection URI for --domain (virsh -c; libvirt's default, qemu:///system as root, when absent)" })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
       if (args.child !== undefined && (typeof args.child !== 'string' || !args.child)) throw new Error('--child must name a volume');
       if (args.qmp !== undefined && (typeof args.qmp !== 'string' || !args.qmp)) throw new Error('--qmp must name the VM\'s QMP socket');
+      if (args.domain !== undefined && (typeof args.domain !== 'string' || !args.domain)) throw new Error('--domain must name a libvirt domain (name or UUID)');
+      if (args.connect !== undefined && (typeof args.connect !== 'string' || !args.connect)) throw new Error('--connect must be a libvirt URI');
+      if (args.connect !== undefined && args.domain === undefined) throw new Error('--connect goes with --domain');
+      if (args.domain !== undefined && args.qmp !== undefined) throw new Error('--domain and --qmp are two ways into a running VM: give one');
       const leafRoom = args['leaf-room'];
       if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
       const rate = args['rate-limit'];
@@ -61,13 +72,16 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .example('$0 merge --top top.qcow2 --base base.qcow2 --json', 'Merge two files; one JSON result on stdout')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/prealloc --drop-bitmaps', "Merge into a raw (preallocated) base, dropping top's bitmaps, which raw cannot hold")
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --qmp /run/vm1.qmp', 'Merge live, while the VM that runs the chain keeps running')
+    .example('$0 merge --top /var/lib/libvirt/images/vm1.snap1 --base /var/lib/libvirt/images/vm1.qcow2 --domain vm1', 'Merge live through libvirt, while domain vm1 keeps running')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk') as unknown as Argv<MergeArgs>;
 }
 
-/** What an operator reads after a live merge. */
-function describeLiveDone(top: string, base: string, active: boolean, carried: readonly string[]): string {
-  const chain = active ? `the VM writes to ${base} now` : `the volume above ${top} is backed by ${base} now`;
-  return `done (live): ${base} holds top's data and ${chain}; bitmaps ${carried.join(', ') || '(none)'} carried, persistent and enabled in the VM; ${top} is closed in the VM and no longer used`;
+/** What an operator reads after a live merge (through libvirt when domain is given). */
+function describeLiveDone(top: string, base: string, active: boolean, carried: readonly string[], domain?: string): string {
+  const vm = domain ? `domain ${domain}` : 'the VM';
+  const chain = active ? `${vm} writes to ${base} now` : `the volume above ${top} is backed by ${base} now`;
+  const how = domain ? 'checked through libvirt' : 'in the VM';
+  return `done (live${domain ? ', libvirt' : ''}): ${base} holds top's data and ${chain}; bitmaps ${carried.join(', ') || '(none)'} carried, persistent and enabled (${how}); ${top} is no longer used by ${vm}`;
 }
 
 /** Runs `volmerge merge` and returns the process exit code (0 merged or planned, 1 refused or failed, 2 usage). */
@@ -93,6 +107,8 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       ...(args.shrink ? { shrink: true } : {}),
       ...(args.dropBitmaps ? { dropBitmaps: true } : {}),
       ...(args.qmp ? { qmp: args.qmp } : {}),
+      ...(args.domain ? { domain: args.domain } : {}),
+      ...(args.connect ? { connect: args.connect } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -112,7 +128,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       console.log('dry run: nothing was changed');
     } else {
       if (outcome.resumed) console.log(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
-      if (outcome.live) console.log(describeLiveDone(args.top, args.base, outcome.live.active, outcome.plan.bitmaps.merge));
+      if (outcome.live) console.log(describeLiveDone(args.top, args.base, outcome.live.active, outcome.plan.bitmaps.merge, args.domain));
       else console.log(`done: ${args.base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
       const dropped = outcome.plan.bitmaps.drop ?? [];
       if (dropped.length > 0) console.log(`dropped top's bitmaps ${dropped.join(', ')} as asked: the next backup of this disk must be a full one`);

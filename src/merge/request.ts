@@ -18,6 +18,10 @@ export interface MergeRequest {
   rateLimit?: number;
   /** The QMP monitor socket of the VM that runs the chain: a live merge (block-commit inside the VM). */
   qmp?: string;
+  /** The libvirt domain (name or UUID) whose disk runs the chain: a live merge through libvirt. */
+  domain?: string;
+  /** libvirt's connection URI for domain (virsh -c); libvirt's default when absent. */
+  connect?: string;
   /** Base already holds part of top (a live merge's commit that its VM's end cut short): sized for holes. Not journaled. */
   baseHoldsPartOfTop?: boolean;
 }
@@ -34,5 +38,7 @@ export function durableRequest(request: MergeRequest, absolute: (path: string) =
     ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
     ...(request.qmp ? { qmp: absolute(request.qmp) } : {}),
+    ...(request.domain ? { domain: request.domain } : {}),
+    ...(request.connect ? { connect: request.connect } : {}),
   };
 }
