@@ -7,7 +7,7 @@ import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
 import { cancelCommit } from '../libvirt/commit-end.js';
 import { DomainEvents } from '../libvirt/events.js';
-import { readCommitState } from '../libvirt/job-state.js';
+import { settledState } from '../libvirt/job-state.js';
 import type { DomainRef } from '../libvirt/virsh.js';
 import { log } from '../log.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
@@ -97,7 +97,7 @@ async function reattach(writer: JournalWriter, ref: DomainRef): Promise<void> {
   const record = writer.journal.libvirt;
   if (!record) throw new VolmergeError('needs-attention', `job ${writer.journal.jobId}: a libvirt journal without its libvirt record; move ${writer.store.locationOf(writer.key)} away`);
   if (writer.journal.steps.pivot !== undefined) return;
-  const state = await readCommitState(ref, record);
+  const state = await settledState(ref, record);
   if (state.job || state.merged) return;
   log.warn(`domain ${record.domain.name}: no commit of ${record.topSource} runs any more and it is still in the chain; starting the merge's steps again`);
   await writer.update((j) => {

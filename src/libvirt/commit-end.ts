@@ -6,14 +6,14 @@ import { log } from '../log.js';
 import { abortJob, pivotJob } from './block-job.js';
 import { endedWithoutMerge, waitCopied } from './commit-wait.js';
 import type { DomainEvents } from './events.js';
-import { readCommitState, type CommitRecord } from './job-state.js';
+import { readCommitState, settledState, type CommitRecord } from './job-state.js';
 import { patiently } from './patience.js';
 import type { DomainRef } from './virsh.js';
 
 /** Pivots an active commit once ready, or checks that an internal one ended merged; safe to run again. */
 export async function finishCommit(ref: DomainRef, record: CommitRecord, events: DomainEvents, options: { signal?: AbortSignal } = {}): Promise<void> {
   for (let tries = 0; ; tries += 1) {
-    const state = await patiently(() => readCommitState(ref, record));
+    const state = await settledState(ref, record, () => patiently(() => readCommitState(ref, record)));
     if (state.merged) return;
     if (!state.job) throw endedWithoutMerge(record, ref.domain);
     if (!record.active || !state.ready) {
@@ -43,7 +43,7 @@ export async function cancelCommit(ref: DomainRef, record: CommitRecord): Promis
     // The job may have ended between the look and the abort.
     log.info(`abort of ${record.target}'s job: ${(error as Error).message}`);
   });
-  const after = await patiently(() => readCommitState(ref, record));
+  const after = await settledState(ref, record, () => patiently(() => readCommitState(ref, record)));
   if (after.merged) return 'merged';
   if (after.job) throw new VolmergeError('qemu-failed', `domain ${ref.domain}: the block job of ${record.target} is still there after virsh blockjob --abort`);
   return 'cancelled';

@@ -3,7 +3,7 @@
 // job's raw info are read again each time; an event, or a second at the latest, wakes the next look.
 import { VolmergeError } from '../errors.js';
 import type { DomainEvents } from './events.js';
-import { readCommitState, type CommitRecord, type CommitState } from './job-state.js';
+import { readCommitState, settledState, type CommitRecord, type CommitState } from './job-state.js';
 import { patiently } from './patience.js';
 import type { DomainRef } from './virsh.js';
 
@@ -28,7 +28,7 @@ export function endedWithoutMerge(record: CommitRecord, domain: string): Volmerg
 export async function waitCopied(ref: DomainRef, record: CommitRecord, events: DomainEvents, options: WaitOptions = {}): Promise<'ready' | 'merged'> {
   for (;;) {
     if (options.signal?.aborted) throw new VolmergeError('aborted', `the wait for the commit of ${record.topSource} was aborted`);
-    const state: CommitState = await patiently(() => readCommitState(ref, record), options.signal);
+    const state: CommitState = await settledState(ref, record, () => patiently(() => readCommitState(ref, record), options.signal));
     if (state.merged) {
       options.onProgress?.(100);
       return 'merged';
