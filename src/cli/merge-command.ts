@@ -25,6 +25,8 @@ export interface MergeArgs {
   dropBitmaps: boolean;
   dropInconsistent: boolean;
   qmp?: string;
+  domain?: string;
+  connect?: string;
 }
 
 /** Declares the options of `volmerge merge`. */
@@ -58,10 +60,22 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
       describe:
         "Merge live: the QMP monitor socket of the VM that runs the chain (block-commit inside the VM; top and base as the VM opened them; no other client may hold the socket). Refuses --child, --remove-top, --shrink and --drop-bitmaps",
     })
+    .option('domain', {
+      type: 'string',
+      describe: "Merge live through libvirt: the domain (name or UUID) whose disk runs the chain (virsh blockcommit; top and base as the domain's live XML names them)",
+    })
+    .option('connect', { type: 'string', describe: "libvirt's connection URI for --domain (virsh -c; libvirt's default, qemu:///system as root, when absent)" })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');
       if (args.child !== undefined && (typeof args.child !== 'string' || !args.child)) throw new Error('--child must name a volume');
       if (args.qmp !== undefined && (typeof args.qmp !== 'string' || !args.qmp)) throw new Error('--qmp must name the VM\'s QMP socket');
+      if (args.domain !== undefined && (typeof args.domain !== 'string' || !args.domain)) throw new Error('--domain must name a libvirt domain (name or UUID)');
+      if (args.connect !== undefined && (typeof args.connect !== 'string' || !args.connect)) throw new Error('--connect must be a libvirt URI');
+      if (args.connect !== undefined && args.domain === undefined) throw new Error('--connect goes with --domain');
+      if (args.domain !== undefined && args.qmp !== undefined) throw new Error('--domain and --qmp are two ways into a running VM: give one');
+      if (args.domain !== undefined && args['drop-inconsistent'] === true) {
+        throw new Error('--drop-inconsistent is for a cold merge or --qmp; through libvirt, stop the domain and merge cold with --drop-inconsistent');
+      }
       const leafRoom = args['leaf-room'];
       if (typeof leafRoom !== 'number' || !Number.isInteger(leafRoom) || leafRoom < 0) throw new Error('--leaf-room must be a whole number of bytes, 0 or more');
       const rate = args['rate-limit'];
@@ -73,6 +87,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/prealloc --drop-bitmaps', "Merge into a raw (preallocated) base, dropping top's bitmaps, which raw cannot hold")
     .example('$0 merge --top top.qcow2 --base base.qcow2 --drop-inconsistent', 'Merge a chain whose VM was killed: its in-use bitmaps are dropped, the others kept')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --qmp /run/vm1.qmp', 'Merge live, while the VM that runs the chain keeps running')
+    .example('$0 merge --top /var/lib/libvirt/images/vm1.snap1 --base /var/lib/libvirt/images/vm1.qcow2 --domain vm1', 'Merge live through libvirt, while domain vm1 keeps running')
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk')
     .epilogue(
       'Ctrl-C or SIGTERM stops the merge where it is safe and says where the chain stands: a cold merge stops before its next step ' +
@@ -93,7 +108,7 @@ function leftAtOnce(signal: StopSignal, step: string | undefined, args: MergeArg
   if (step === undefined || step === 'inspect') {
     return { interrupted: { signal, chain: 'as-before', leftAtOnce: true }, message: `left at once on a second ${signal} while planning: nothing was changed` };
   }
-  const job = args.qmp ? '; the block job may still run in the VM' : '';
+  const job = args.qmp || args.domain ? '; the block job may still run in the VM' : '';
   return {
     interrupted: { signal, chain: 'unfinished', leftAtOnce: true, lastStep: step },
     message:
@@ -117,7 +132,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
         console.error(`volmerge: dry run interrupted by ${signal}: nothing was changed`);
         endBySignal(signal);
       }
-      const how = args.qmp ? 'before the pivot the block job is cancelled and the chain left as it was; from the pivot on the merge is finished' : 'the merge stops before its next step, a running qemu-img at once';
+      const how = args.qmp || args.domain ? 'before the pivot the block job is cancelled and the chain left as it was; from the pivot on the merge is finished' : 'the merge stops before its next step, a running qemu-img at once';
       console.error(`volmerge: ${signal}: stopping where it is safe (${how}); ${signal === 'SIGINT' ? 'press Ctrl-C' : 'send SIGTERM'} again to leave at once`);
     },
     second: (signal) => {
@@ -146,6 +161,8 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       ...(args.dropInconsistent ? { dropInconsistent: true } : {}),
       ...(args.qmp ? { qmp: args.qmp } : {}),
       signal: interrupts.signal,
+      ...(args.domain ? { domain: args.domain } : {}),
+      ...(args.connect ? { connect: args.connect } : {}),
       onPlan: (p) => {
         plan = p;
         if (!args.json) console.log(describePlan(p));
@@ -165,7 +182,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
     else if (outcome.status === 'planned') {
       if (outcome.resumed) console.log(`an unfinished merge of this chain (job ${outcome.resumed.jobId}) would be finished from step ${outcome.resumed.fromStep}`);
       console.log('dry run: nothing was changed');
-    } else for (const line of doneLines(outcome, args.top, args.base)) console.log(line);
+    } else for (const line of doneLines(outcome, args.top, args.base, args.domain)) console.log(line);
     if (signal) console.error(`volmerge: ${signal} came once the merge could only be finished: it is done`);
     return 0;
   } catch (thrown) {

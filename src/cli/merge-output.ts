@@ -58,17 +58,19 @@ export function errorJson(error: VolmergeError, plan: MergePlan | undefined, sta
   };
 }
 
-/** What an operator reads after a live merge. */
-function describeLiveDone(top: string, base: string, active: boolean, carried: readonly string[]): string {
-  const chain = active ? `the VM writes to ${base} now` : `the volume above ${top} is backed by ${base} now`;
-  return `done (live): ${base} holds top's data and ${chain}; bitmaps ${carried.join(', ') || '(none)'} carried, persistent and enabled in the VM; ${top} is closed in the VM and no longer used`;
+/** What an operator reads after a live merge (through libvirt when domain is given). */
+function describeLiveDone(top: string, base: string, active: boolean, carried: readonly string[], domain?: string): string {
+  const vm = domain ? `domain ${domain}` : 'the VM';
+  const chain = active ? `${vm} writes to ${base} now` : `the volume above ${top} is backed by ${base} now`;
+  const how = domain ? 'checked through libvirt' : 'in the VM';
+  return `done (live${domain ? ', libvirt' : ''}): ${base} holds top's data and ${chain}; bitmaps ${carried.join(', ') || '(none)'} carried, persistent and enabled (${how}); ${top} is no longer used by ${vm}`;
 }
 
 /** The human lines of a merge that is done. */
-export function doneLines(outcome: MergeOutcome, top: string, base: string): string[] {
+export function doneLines(outcome: MergeOutcome, top: string, base: string, domain?: string): string[] {
   const lines: string[] = [];
   if (outcome.resumed) lines.push(`finished the merge that job ${outcome.resumed.jobId} had left at step ${outcome.resumed.fromStep}`);
-  if (outcome.live) lines.push(describeLiveDone(top, base, outcome.live.active, outcome.plan.bitmaps.merge));
+  if (outcome.live) lines.push(describeLiveDone(top, base, outcome.live.active, outcome.plan.bitmaps.merge, domain));
   else lines.push(`done: ${base} holds top's data; bitmaps verified (${outcome.plan.bitmaps.merge.join(', ') || 'none'}), none in-use`);
   const dropped = outcome.plan.bitmaps.drop ?? [];
   if (dropped.length > 0) lines.push(`dropped top's bitmaps ${dropped.join(', ')} as asked: the next backup of this disk must be a full one`);

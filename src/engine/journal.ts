@@ -1,6 +1,7 @@
 // The write-ahead journal of a job: its request and plan, each step's record, where the bitmap backup is. Checked
 // against schemas/journal.schema.json whenever it is written or read; what a record means is read through a table's shape.
 import { VolmergeError } from '../errors.js';
+import type { LibvirtRecord } from '../libvirt/record.js';
 import type { LiveBitmapPlan } from '../live/bitmap-plan.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { MergeRequest } from '../merge/request.js';
@@ -77,14 +78,19 @@ export interface ActivationRecord {
   volumes: { vg: string; lv: string; before: LocalActivation }[];
 }
 
+/** What a live merge through libvirt keeps (src/libvirt/record.ts). */
+export type LibvirtJournal = LibvirtRecord;
+
 /** The journal of one merge job. */
 export interface Journal {
   version: 1;
   jobId: string;
   /** Which step table runs the job: 'cold' (qemu-img; also when absent, in journals older than live merges) or 'live' (a VM's block-commit). */
-  kind?: 'cold' | 'live';
+  kind?: 'cold' | 'live' | 'libvirt';
   /** A live merge's own record. */
   live?: LiveJournal;
+  /** A live merge through libvirt's own record. */
+  libvirt?: LibvirtJournal;
   state: JournalState;
   createdAt: string;
   updatedAt: string;

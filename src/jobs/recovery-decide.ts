@@ -12,6 +12,7 @@ import { isProcessAlive } from '../os/proc.js';
 import { readChain, readInfo } from '../qemu/queries.js';
 import { topRemovalStarted } from '../steps/cold-merge.js';
 import { readLockHolder } from './chain-lock.js';
+import { libvirtAdvice, libvirtDomainSilence } from './libvirt-orphan.js';
 import { liveAdvice, liveMonitorSilence } from './live-recovery.js';
 import { clearCommand, probeJournalBase } from './stale.js';
 import { nextStep } from './unfinished.js';
@@ -97,6 +98,12 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
   if (await runByAnother(journal)) {
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
+  }
+  if (journal.kind === 'libvirt') {
+    // The commit goes on inside the domain: re-attach through libvirt while the domain runs, or leave it to an operator.
+    const silence = await libvirtDomainSilence(journal).catch((error: unknown) => `libvirt does not answer: ${(error as Error).message}`);
+    if (silence !== undefined) return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message: libvirtAdvice(journal, silence) } } };
+    return { outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) }, resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) } };
   }
   if (journal.kind === 'live') {
     // A live job whose base is gone or is another volume now is stale: a VM at the same socket is not its VM.

@@ -11,6 +11,9 @@ import { missingMeansDeleted } from './failure.js';
 import { abortOutsideTable } from './interrupted.js';
 import { planAnnounced, runFresh } from './fresh-run.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
+import { closeOrphanedLibvirtJob, libvirtCommand } from './libvirt-orphan.js';
+import { planLibvirtDry, runLibvirtFresh } from './libvirt-plan.js';
+import { resumeLibvirt } from './libvirt-run.js';
 import { closeOrphanedLiveJob } from './live-orphan.js';
 import { planLiveDry, runLiveFresh } from './live-plan.js';
 import { resumeLive } from './live-run.js';
@@ -44,6 +47,7 @@ async function dryRun(request: MergeJobRequest, store: JobStore): Promise<MergeO
   }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
+  if (request.domain) return planLibvirtDry(request);
   if (request.qmp) return planLiveDry(request);
   await refuseIfHeldOpen(volumes, request.child);
   return { status: 'planned', plan: (await planAnnounced(request, volumes)).plan };
@@ -78,7 +82,19 @@ async function mergeBase(request: MergeJobRequest, store: JobStore, base: Volume
   const unfinished = await findUnfinishedJob(store, base);
   if (!unfinished) await refuseOwnJournalElsewhere(request, store);
   let job = request;
-  if (unfinished?.journal.kind === 'live') {
+  if (unfinished && unfinished.journal.kind !== 'libvirt' && request.domain) {
+    throw new VolmergeError(
+      'mid-merge',
+      `base ${request.base}: a ${unfinished.journal.kind ?? 'cold'} merge of ${unfinished.journal.request.top} (job ${unfinished.journal.jobId}) is unfinished; finish it the way it began ` +
+        `(volmerge merge --top ${unfinished.journal.request.top} --base ${request.base}${unfinished.journal.request.qmp ? ` --qmp ${unfinished.journal.request.qmp}` : ''})`,
+    );
+  }
+  if (unfinished?.journal.kind === 'libvirt') {
+    if (request.domain) return resumeLibvirt(request, store, unfinished, base);
+    if (request.qmp) throw new VolmergeError('mid-merge', `base ${request.base}: a live merge through libvirt (job ${unfinished.journal.jobId}) is unfinished; finish it: ${libvirtCommand(unfinished.journal)}`);
+    // Refused while the domain runs; closed (vm-gone) when it is gone, and this cold merge finishes the chain.
+    if (await closeOrphanedLibvirtJob(request, store, unfinished)) job = { ...request, baseHoldsPartOfTop: true };
+  } else if (unfinished?.journal.kind === 'live') {
     if (request.qmp) return resumeLive(request, store, unfinished, base);
     // Refused while the VM answers; closed (vm-gone) when it is gone, and this cold merge finishes the chain.
     if (await closeOrphanedLiveJob(request, store, unfinished)) job = { ...request, baseHoldsPartOfTop: true };
@@ -94,6 +110,7 @@ async function mergeBase(request: MergeJobRequest, store: JobStore, base: Volume
   }
   const volumes = await resolveBoth(request);
   await checkPreconditions(volumes, store);
+  if (request.domain) return runLibvirtFresh(request, store, volumes);
   if (request.qmp) return runLiveFresh(request, store, volumes);
   await refuseIfHeldOpen(volumes, request.child);
   return runFresh(job, store, volumes);

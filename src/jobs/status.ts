@@ -16,9 +16,12 @@ export interface ChainStatus {
   lock: { pid: number; jobId: string; since: string } | null;
   job: {
     jobId: string;
-    /** cold (qemu-img) or live (a VM's block-commit, through qmp). */
-    kind: 'cold' | 'live';
+    /** cold (qemu-img), live (a VM's block-commit, through qmp) or libvirt (a domain's block commit, through libvirt). */
+    kind: 'cold' | 'live' | 'libvirt';
     qmp?: string;
+    /** The libvirt domain (its UUID) and connection URI of a libvirt job. */
+    domain?: string;
+    connect?: string;
     state: Journal['state'];
     top: string;
     base: string;
@@ -63,6 +66,8 @@ function jobSummary(journal: Journal): NonNullable<ChainStatus['job']> {
     jobId: journal.jobId,
     kind: journal.kind ?? 'cold',
     ...(journal.request.qmp ? { qmp: journal.request.qmp } : {}),
+    ...(journal.libvirt ? { domain: journal.libvirt.domain.uuid } : {}),
+    ...(journal.request.connect ? { connect: journal.request.connect } : {}),
     state: journal.state,
     top: journal.request.top,
     base: journal.request.base,
@@ -97,7 +102,11 @@ export function decideStatus(facts: StatusFacts): ChainStatus {
     status.advice = `base may hold part of a merge: see ${guide} in the README before using or merging it`;
   } else if (status.job) {
     status.state = 'unfinished';
-    const live = status.job.qmp ? ` --qmp ${status.job.qmp}` : '';
+    const live = status.job.qmp
+      ? ` --qmp ${status.job.qmp}`
+      : status.job.domain
+        ? ` --domain ${status.job.domain}${status.job.connect ? ` --connect '${status.job.connect}'` : ''}`
+        : '';
     status.advice = `run volmerge merge --top ${status.job.top} --base ${facts.base}${live} to finish it from step ${status.job.nextStep}`;
   } else if (facts.unreadJobs.length > 0) {
     status.state = 'unfinished';

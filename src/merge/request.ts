@@ -23,6 +23,10 @@ export interface MergeRequest {
   rateLimit?: number;
   /** The QMP monitor socket of the VM that runs the chain: a live merge (block-commit inside the VM). */
   qmp?: string;
+  /** The libvirt domain (name or UUID) whose disk runs the chain: a live merge through libvirt. */
+  domain?: string;
+  /** libvirt's connection URI for domain (virsh -c); libvirt's default when absent. */
+  connect?: string;
   /**
    * Base already holds part of top (a live merge's commit that its VM's end cut short): sized for the holes it left.
    * Journaled, so that a run that finishes this merge after a crash sizes base the same way.
@@ -44,5 +48,7 @@ export function durableRequest(request: MergeRequest, absolute: (path: string) =
     ...(request.rateLimit ? { rateLimit: Math.ceil(request.rateLimit) } : {}),
     ...(request.qmp ? { qmp: absolute(request.qmp) } : {}),
     ...(request.baseHoldsPartOfTop ? { baseHoldsPartOfTop: true } : {}),
+    ...(request.domain ? { domain: request.domain } : {}),
+    ...(request.connect ? { connect: request.connect } : {}),
   };
 }

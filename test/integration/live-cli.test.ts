@@ -94,9 +94,9 @@ describe('volmerge merge --qmp: live merge through the CLI', function () {
       [['--top', leaf, '--base', chain.base, '--qmp', vm.socket], 'bad-chain', /^volmerge: top .*leaf\.qcow2 is backed by top\.qcow2, not by base/],
       [['--top', chain.top, '--base', chain.base, '--qmp', vm.socket, '--remove-top'], 'unsupported', /live merge \(--qmp\) .* does not take --remove-top/],
       // A cold merge of the VM's active layer: qemu-img cannot lock it, and the refusal says how to merge it live.
-      [['--top', leaf, '--base', chain.top], 'busy', /leaf\.qcow2: (qemu-img info .*lock|another process holds it open).*add --qmp SOCKET/],
+      [['--top', leaf, '--base', chain.top], 'busy', /leaf\.qcow2: (qemu-img info .*lock|another process holds it open).*--qmp SOCKET/],
       // A cold merge of inner volumes: the VM holds them read-only, which qemu-img info allows; refused before any job is kept.
-      [['--top', chain.top, '--base', chain.base], 'busy', /^volmerge: top .*top\.qcow2: another process holds it open and lets nobody write it .*add --qmp SOCKET/],
+      [['--top', chain.top, '--base', chain.base], 'busy', /^volmerge: top .*top\.qcow2: another process holds it open and lets nobody write it .*--qmp SOCKET/],
     ];
     for (const [args, code, pattern] of refusals) {
       const run = await volmerge(['merge', '--state-dir', stateDir(), '--json', ...args]);

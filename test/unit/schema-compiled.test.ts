@@ -30,7 +30,9 @@ function samples(): [string, unknown][] {
   ];
 }
 
-describe('compiled schema validators', () => {
+describe('compiled schema validators', function () {
+  // Compiling every schema takes seconds on a loaded machine (more schemas, more time): mocha's 2 s is too short.
+  this.timeout(60_000);
   let dir: string;
   let compiled: CompiledModule;
   const texts = readSchemaTexts();
