@@ -99,6 +99,12 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
     return undefined;
   }
+  if (journal.kind === 'libvirt' || journal.kind === 'live') {
+    // A live job whose base is gone or is another volume now is stale: a VM at the same socket (a domain of the same
+    // name) is not its VM.
+    const base = await probeJournalBase(journal);
+    if (base.state === 'gone') return endGone(store, key, journal, base, 'base');
+  }
   if (journal.kind === 'libvirt') {
     // The commit goes on inside the domain: re-attach through libvirt while the domain runs, or leave it to an operator.
     const silence = await libvirtDomainSilence(journal).catch((error: unknown) => `libvirt does not answer: ${(error as Error).message}`);
@@ -106,9 +112,6 @@ async function recoverOne(store: JobStore, key: string, journal: Journal, option
     return { outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) }, resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) } };
   }
   if (journal.kind === 'live') {
-    // A live job whose base is gone or is another volume now is stale: a VM at the same socket is not its VM.
-    const base = await probeJournalBase(journal);
-    if (base.state === 'gone') return endGone(store, key, journal, base, 'base');
     // The block job goes on inside the VM: re-attach through its monitor (the job's request keeps the socket), or leave it to an operator.
     const silence = await liveMonitorSilence(journal);
     if (silence !== undefined) return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message: liveAdvice(journal, silence) } } };
