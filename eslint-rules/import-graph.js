@@ -1,5 +1,6 @@
-// Two lint rules over the import graph of src/: `layers` refuses an import of a higher layer (the layers are given in
-// eslint.config.js, lowest first), and `no-cycle` refuses an import that leads back to the importing file. Imports are
+// Three lint rules over the import graph of src/: `layers` refuses an import of a higher layer (the layers are given in
+// eslint.config.js, lowest first), `no-cycle` refuses an import that leads back to the importing file, and `apart`
+// refuses an import between folders kept apart (the three ways into a merge). Imports are
 // read from the source text (import/export ... from, import('...')), type-only ones included; "./x.js" means "./x.ts".
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -84,6 +85,37 @@ const layers = {
   },
 };
 
+/** The folder of `groups` (lists of folder prefixes kept apart) that a src/ path is in: [group, folder], or undefined. */
+function apartFolderOf(path, groups) {
+  for (const group of groups) {
+    const folder = group.find((prefix) => path.startsWith(prefix));
+    if (folder) return [group, folder];
+  }
+  return undefined;
+}
+
+/** Folders that never import each other (the ways into a merge), however their layers rank them. */
+const apart = {
+  meta: { type: 'problem', schema: [{ type: 'object', properties: { groups: { type: 'array' } }, additionalProperties: false }] },
+  create(context) {
+    const file = context.filename;
+    const root = context.cwd;
+    const groups = context.options[0]?.groups ?? [];
+    const path = fromSrc(file, root);
+    const own = path === undefined ? undefined : apartFolderOf(path, groups);
+    if (!own) return {};
+    return onImports(context, (node, specifier) => {
+      const target = resolveSpecifier(file, specifier);
+      const targetPath = target && fromSrc(target, root);
+      if (targetPath === undefined) return;
+      const other = own[0].find((prefix) => prefix !== own[1] && targetPath.startsWith(prefix));
+      if (other) {
+        context.report({ node, message: `src/${path} imports src/${targetPath}: ${own[1]} and ${other} are kept apart; move what both need below them` });
+      }
+    });
+  },
+};
+
 /** A path of imports from `from` back to `to`, or undefined. */
 function pathBack(from, to, seen) {
   if (from === to) return [to];
@@ -115,4 +147,4 @@ const noCycle = {
 };
 
 /** The local plugin. */
-export default { rules: { layers, 'no-cycle': noCycle } };
+export default { rules: { layers, 'no-cycle': noCycle, apart } };

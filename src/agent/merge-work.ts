@@ -1,6 +1,6 @@
 // The work of one merge job: check base's generation, run the merge through runMergeJob, then increment the generation.
 import { VolmergeError, asVolmergeError } from '../errors.js';
-import { runMergeJob } from '../jobs/run-merge.js';
+import { runMergeJob } from '../host/run-merge.js';
 import type { MergeRequest } from '../merge/request.js';
 import type { JobContext, JobWork } from './registry-types.js';
 import { assertGeneration, bumpGeneration, readGeneration, type GenerationHolder } from '../storage/generation.js';

@@ -2,8 +2,8 @@
 // whose lockspace this host has started, become jobs of this agent.
 import { log } from '../log.js';
 import type { JobRegistry } from './registry.js';
-import { recoverJobs, type RecoveredJob, type RecoveryOptions } from '../jobs/recovery.js';
-import { recoverSharedVgJobs } from '../jobs/shared-recovery.js';
+import { recoverJobs, type RecoveredJob, type RecoveryOptions } from '../host/recovery.js';
+import { recoverSharedVgJobs } from '../host/shared-recovery.js';
 import { isCliJobId, tableJobId } from './job-ids.js';
 import { MERGE_JOB } from './job-view.js';
 import { resumeWork } from './merge-work.js';

@@ -4,7 +4,7 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { defaultStateDir } from '../config.js';
 import { asVolmergeError } from '../errors.js';
 import { configureLog, LOG_LEVELS, type LogLevel } from '../log.js';
-import type { ClearedJob } from '../jobs/clear-stale.js';
+import type { ClearedJob } from '../host/clear-stale.js';
 
 /** Options of `volmerge clear-stale`. */
 export interface ClearStaleArgs {
@@ -42,7 +42,7 @@ export function describeCleared(cleared: ClearedJob): string {
  */
 export async function clearStaleHandler(args: ArgumentsCamelCase<ClearStaleArgs>): Promise<number> {
   configureLog(args.logLevel);
-  const { clearStaleJob } = await import('../jobs/clear-stale.js');
+  const { clearStaleJob } = await import('../host/clear-stale.js');
   const interrupted = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted.signal.aborted) {

@@ -143,7 +143,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
       console.error(`volmerge: ${message}`);
     },
   }).install();
-  const { runMergeJob } = await import('../jobs/run-merge.js');
+  const { runMergeJob } = await import('../host/run-merge.js');
   const progressLog = new ProgressLog((percent) => log.info(`commit: ${percent}%`));
   try {
     const outcome = await runMergeJob({

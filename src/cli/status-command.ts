@@ -3,7 +3,7 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { defaultStateDir } from '../config.js';
 import { asVolmergeError } from '../errors.js';
 import { configureLog, LOG_LEVELS, type LogLevel } from '../log.js';
-import type { ChainStatus } from '../jobs/status.js';
+import type { ChainStatus } from '../host/status.js';
 
 /** Options of `volmerge status`. */
 export interface StatusArgs {
@@ -59,7 +59,7 @@ export function describeStale(stale: ChainStatus['stale']): string[] {
 /** Runs `volmerge status`; exit 0 when the status could be read (whatever it is), 1 when base cannot be resolved. */
 export async function statusHandler(args: ArgumentsCamelCase<StatusArgs>): Promise<number> {
   configureLog(args.logLevel);
-  const { chainStatus, staleJobsNaming } = await import('../jobs/status-facts.js');
+  const { chainStatus, staleJobsNaming } = await import('../host/status-facts.js');
   try {
     const status = await chainStatus(args.base, args.stateDir);
     console.log(args.json ? JSON.stringify(status) : describeStatus(status));

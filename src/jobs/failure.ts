@@ -5,8 +5,8 @@ import type { JournalWriter } from '../engine/journal-writer.js';
 import { needsRecovery, now } from '../engine/journal.js';
 import { asVolmergeError, VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import { topRemovalStarted } from '../steps/cold-merge.js';
-import { shapeOfJournal } from '../steps/shapes.js';
+import { topRemovalStarted } from '../ways/cold/steps/table.js';
+import { shapeOfJournal } from '../ways/shapes.js';
 
 const GONE_CODES = new Set(['not-found', 'lv-missing', 'vg-missing']);
 

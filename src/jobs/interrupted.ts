@@ -5,7 +5,7 @@ import type { JournalWriter } from '../engine/journal-writer.js';
 import { interruptedSteps, needsRecovery, type Journal } from '../engine/journal.js';
 import type { JobStore } from '../engine/store.js';
 import { asVolmergeError, VolmergeError } from '../errors.js';
-import { shapeOfJournal } from '../steps/shapes.js';
+import { shapeOfJournal } from '../ways/shapes.js';
 import type { Volume } from '../storage/volume.js';
 import { findUnfinishedJob, nextStep } from './unfinished.js';
 

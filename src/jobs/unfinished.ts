@@ -4,7 +4,7 @@ import { firstUnfinishedStep, isUnfinished, now, type Journal } from '../engine/
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import { shapeOfJournal } from '../steps/shapes.js';
+import { shapeOfJournal } from '../ways/shapes.js';
 import type { Volume } from '../storage/volume.js';
 import { concernsBase, journalBaseSameness, probeJournalBase, staleJob, staleText, type StaleJob } from './stale.js';
 

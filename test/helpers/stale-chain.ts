@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { scanJournals } from '../../src/engine/host-store.js';
 import type { Journal } from '../../src/engine/journal.js';
 import { checkAgainst, parseAgainst } from '../../src/schema.js';
-import type { ChainStatus } from '../../src/jobs/status.js';
+import type { ChainStatus } from '../../src/host/status.js';
 import { runCli, type CliRun } from './cli.js';
 import { sleep } from './wait.js';
 import type { PreparedChain } from './crash-harness.js';

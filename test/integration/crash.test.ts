@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import { scanJournals } from '../../src/engine/host-store.js';
-import { MERGE_STEPS } from '../../src/steps/cold-merge.js';
+import { MERGE_STEPS } from '../../src/ways/cold/steps/table.js';
 import { checkAgainst } from '../../src/schema.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn, checkOf } from '../helpers/images.js';

@@ -11,7 +11,7 @@ import { domainChain, domainJob, haveLibvirt, restartLibvirtd, startDomain, test
 import { applyWrites, BASE_DATA, buildLiveChain, expectCovers, expectSameData, expectValidBitmaps, extentsOf, guestView, TOP_DATA, type BuiltChain } from '../helpers/live-chain.js';
 import { sleep } from '../helpers/wait.js';
 import { Workspace } from '../helpers/workspace.js';
-import { runMergeJob } from '../../src/jobs/run-merge.js';
+import { runMergeJob } from '../../src/host/run-merge.js';
 
 const MiB = 1024 * 1024;
 const RATE = String(3 * MiB);

@@ -10,8 +10,8 @@ import { HostJobStore, scanJournals, writeJournal } from '../../src/engine/host-
 import type { Journal } from '../../src/engine/journal.js';
 import type { StoredJournal } from '../../src/engine/store.js';
 import { VolmergeError } from '../../src/errors.js';
-import { recoverJobs, type RecoveredJob, type RecoveryOptions } from '../../src/jobs/recovery.js';
-import { runMergeJob } from '../../src/jobs/run-merge.js';
+import { recoverJobs, type RecoveredJob, type RecoveryOptions } from '../../src/host/recovery.js';
+import { runMergeJob } from '../../src/host/run-merge.js';
 import { configureLog } from '../../src/log.js';
 import { bumpGeneration } from '../../src/storage/generation.js';
 import { checksum, runCli } from '../helpers/cli.js';

@@ -6,9 +6,9 @@
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { configureLog } from '../../src/log.js';
-import { runMergeJob } from '../../src/jobs/run-merge.js';
+import { runMergeJob } from '../../src/host/run-merge.js';
 import { scanJournals } from '../../src/engine/host-store.js';
-import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/jobs/recovery.js';
+import { recoverJobs, type RecoveredJob, type ResumableJob } from '../../src/host/recovery.js';
 import { roundUp } from '../../src/merge/sizes.js';
 import { checkAgainst } from '../../src/schema.js';
 import { expectMerged, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';

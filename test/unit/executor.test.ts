@@ -8,8 +8,8 @@ import { MemoryJobStore } from '../../src/engine/memory-store.js';
 import { RestoredFailure, type Step, type StepTable } from '../../src/engine/step.js';
 import { VolmergeError } from '../../src/errors.js';
 import type { MergePlan } from '../../src/merge/plan.js';
-import { COLD_MERGE, COLD_MERGE_SHAPE } from '../../src/steps/cold-merge.js';
-import type { MergeContext } from '../../src/steps/context.js';
+import { COLD_MERGE, COLD_MERGE_SHAPE } from '../../src/ways/cold/steps/table.js';
+import type { MergeContext } from '../../src/ways/cold/steps/context.js';
 
 /** A plan that asks for every step (all durable), or for none of the optional ones (quiet where the table allows). */
 function plan(everything: boolean): MergePlan {

@@ -1,12 +1,12 @@
 // The end of a merge as data: step order, the --json summary, the journal schema, where a retired mark is kept, crash targets.
 import { expect } from 'chai';
 import { checkJournal, type Journal } from '../../src/engine/journal.js';
-import { topRemovalStarted } from '../../src/steps/cold-merge.js';
+import { topRemovalStarted } from '../../src/ways/cold/steps/table.js';
 import { crashTarget } from '../../src/engine/crash-point.js';
 import type { FinalizePlan } from '../../src/merge/finalize-plan.js';
 import type { MergePlan } from '../../src/merge/plan.js';
 import { planSummary } from '../../src/cli/plan-summary.js';
-import { MERGE_STEPS } from '../../src/steps/cold-merge.js';
+import { MERGE_STEPS } from '../../src/ways/cold/steps/table.js';
 import { describeMarkHolder, markHolderFor } from '../../src/storage/marks.js';
 import { checkAgainst } from '../../src/schema.js';
 

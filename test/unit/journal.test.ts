@@ -9,7 +9,7 @@ import { HostJobStore, journalPath, readJournal, scanJournals, writeJournal } fr
 import { JournalWriter } from '../../src/engine/journal-writer.js';
 import { firstUnfinishedStep, interruptedSteps, isUnfinished, needsRecovery, pastPointOfNoReturn, type Journal } from '../../src/engine/journal.js';
 import { takeOver } from '../../src/jobs/unfinished.js';
-import { COLD_MERGE_SHAPE } from '../../src/steps/cold-merge.js';
+import { COLD_MERGE_SHAPE } from '../../src/ways/cold/steps/table.js';
 import { crashTarget } from '../../src/engine/crash-point.js';
 import { markHolderFor } from '../../src/storage/marks.js';
 

@@ -2,11 +2,11 @@
 // status), and the schema takes its live record and refuses one that lacks qemu's job id.
 import { expect } from 'chai';
 import { checkJournal, isUnfinished, needsRecovery, type Journal } from '../../src/engine/journal.js';
-import { decideStatus } from '../../src/jobs/status.js';
+import { decideStatus } from '../../src/host/status.js';
 import { nextStep } from '../../src/jobs/unfinished.js';
-import { COLD_MERGE_SHAPE } from '../../src/steps/cold-merge.js';
-import { LIVE_MERGE_SHAPE } from '../../src/steps/live-merge.js';
-import { shapeOfJournal } from '../../src/steps/shapes.js';
+import { COLD_MERGE_SHAPE } from '../../src/ways/cold/steps/table.js';
+import { LIVE_MERGE_SHAPE } from '../../src/ways/qmp/steps/table.js';
+import { shapeOfJournal } from '../../src/ways/shapes.js';
 
 function liveJournal(): Journal {
   const volume = (name: string) => ({ path: `/img/${name}`, realPath: `/img/${name}`, identity: `file:1:${name.length}`, kind: 'file' as const });

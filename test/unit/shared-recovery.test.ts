@@ -10,7 +10,7 @@ import { ChainActivation, MAX_ACTIVATION_RECORDS, recordThisBoot, stateToLeave, 
 import { checkJournal, type Journal } from '../../src/engine/journal.js';
 import { configureLog, log } from '../../src/log.js';
 import { putBackChain } from '../../src/jobs/shared-chain.js';
-import { jobBasesOf, startedSharedVgs, startedVgsFromInfo } from '../../src/jobs/shared-recovery.js';
+import { jobBasesOf, startedSharedVgs, startedVgsFromInfo } from '../../src/host/shared-recovery.js';
 import { bootId } from '../../src/os/proc.js';
 import { parseAgainst } from '../../src/schema.js';
 import { lvFactsFromRow } from '../../src/storage/lvm.js';
