@@ -2,10 +2,10 @@
 // (TCG, no guest OS) runs with base and top on /dev/VG/LV, base's LV too small so that the merge's extend step grows
 // it (lvextend) before the block job starts. A signal before the pivot (the job copying, or ready and held before the
 // pivot), as a terminal's Ctrl-C (SIGINT to the CLI's process group) or SIGTERM to the CLI alone: the CLI ends by the
-// signal, qemu has no block job left, the VM's chain and bitmaps are as they were, the VM never paused; base's LV stays
-// extended (an extension is never undone: the space is base's, and the next merge uses it). Then the same command once
-// more merges, and base reads as the guest saw its disk, every kept bitmap valid and covering. A signal after the pivot
-// has started: the merge is finished and the CLI exits 0.
+// signal, qemu has no block job left, the VM's chain and bitmaps are as they were, the VM never paused; base's LV
+// stays extended (the abort does not shrink it back: the space is base's, and the next merge uses it). Then the same
+// command once more merges, and base reads as the guest saw its disk, every kept bitmap valid and covering. A signal
+// after the pivot has started: the merge is finished and the CLI exits 0.
 import { expect } from 'chai';
 import { readdir, writeFile } from 'node:fs/promises';
 import { startCli, type StartedCli } from '../helpers/cli.js';
@@ -40,6 +40,7 @@ describe('LVM: Ctrl-C and SIGTERM on volmerge merge --qmp with the chain on LVs'
   let cli: StartedCli | undefined;
   let running: RunningWatch | undefined;
   let events: string[];
+  const lvs: string[] = [];
   before(async function () {
     if (!(await hasDeviceMapper())) this.skip();
     vg = await TestVg.create('2G', '4m');
@@ -56,6 +57,8 @@ describe('LVM: Ctrl-C and SIGTERM on volmerge merge --qmp with the chain on LVs'
     cli = undefined;
     running = undefined;
     vm = undefined;
+    // Each cell's base LV grows to hold the whole disk (about 300 MiB): the next cells need the space back.
+    for (const lv of lvs.splice(0)) await vg.removeLv(lv);
   });
   freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-lvm-intr-');
 
@@ -65,6 +68,7 @@ describe('LVM: Ctrl-C and SIGTERM on volmerge merge --qmp with the chain on LVs'
 
   /** LVs name-base (too small) and name-top, the chain on them, the guest's raw copy, the VM, its events and its watch; one guest write. */
   async function startOnLvs(name: string): Promise<{ chain: BuiltChain; raw: string; before: VmChainState }> {
+    lvs.push(`${name}-base`, `${name}-top`);
     const chain = await buildLiveChain(ws.dir, { baseDevice: await vg.lv(`${name}-base`, BASE_MIB), topDevice: await vg.lv(`${name}-top`, 64) });
     const raw = ws.path('guest.raw');
     await guestView(chain, raw);
@@ -88,13 +92,16 @@ describe('LVM: Ctrl-C and SIGTERM on volmerge merge --qmp with the chain on LVs'
   /** The CLI ended by the signal before the pivot (stopped at step): the chain as it was, nothing kept, base's LV still extended. */
   async function expectStoppedAsBefore(signal: Signal, name: string, step: string, before: VmChainState, sentAt: number): Promise<void> {
     const run = await cli!.done;
-    console.log(`      ${name}: ${signal} to the CLI's end ${Date.now() - sentAt} ms`);
+    const ms = Date.now() - sentAt;
+    console.log(`      ${name}: ${signal} to the CLI's end ${ms} ms; base LV ${BASE_MIB} MiB, left at ${(await vg.lvSize(`${name}-base`)) / MiB} MiB`);
+    expect(run.signal, `ended by ${signal}, not exit ${run.exitCode}: ${run.stderr}`).to.equal(signal);
+    // What the VM shows first: a job left behind must fail here, whatever the CLI printed.
+    await expectVmChainAsBefore(vm!.qmp, before);
     const json = expectEndedBy(run, signal);
     expect(json.status).to.equal('interrupted');
     expect(json.interrupted).to.deep.equal({ signal, chain: 'as-before' });
     expect(json.error?.code).to.equal('aborted');
     expect(run.stderr).to.match(new RegExp(`interrupted by ${signal} at step ${step}: .* is not merged .* block job volmerge-cli-\\d+-\\d+ cancelled.*base's stale bitmaps stale0, stale1 were pruned`));
-    await expectVmChainAsBefore(vm!.qmp, before);
     expect(await keptJobs(), 'no journal kept').to.deep.equal([]);
     expect(await vg.lvSize(`${name}-base`), "base's LV stays as the extend step grew it").to.be.greaterThan(BASE_MIB * MiB);
   }
