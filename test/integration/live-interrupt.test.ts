@@ -9,6 +9,7 @@ import { startCli, volmerge, type StartedCli } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
 import { expectEndedBy, untilStderr } from '../helpers/interrupt.js';
+import { expectVmChainAsBefore, vmChainState, type VmChainState } from '../helpers/live-interrupt.js';
 import { waitForQemuJob } from '../helpers/live-cli.js';
 import {
   applyWrites,
@@ -32,8 +33,6 @@ import { parseAgainst } from '../../src/schema.js';
 
 const MiB = 1024 * 1024;
 
-/** The VM's nodes as the checks compare them. */
-type ChainState = { name: string; ro: boolean; backing: string | null; devices: string[]; bitmaps: (string | boolean)[][] }[];
 /** Slow enough that the signal comes while the job copies top's 24 MiB. */
 const RATE = String(2 * MiB);
 
@@ -58,23 +57,10 @@ describe('volmerge merge --qmp: Ctrl-C and SIGTERM', function () {
   const mergeArgs = (chain: BuiltChain, extra: string[] = []): string[] => ['merge', '--top', chain.top, '--base', chain.base, '--state-dir', ws.path('state'), '--qmp', vm?.socket ?? '', ...extra];
   const keptJobs = async (): Promise<string[]> => readdir(ws.path('state/jobs')).catch(() => []);
 
-  /** The VM's chain as the checks compare it: every node (read-only, backing, bitmaps and whether they record) and the devices on it. */
-  async function chainState(): Promise<ChainState> {
-    if (!vm) throw new Error('no VM');
-    const graph = new LiveGraph(await queryNodes(vm.qmp), await queryGraph(vm.qmp));
-    return (await queryNodes(vm.qmp))
-      .map((node) => ({
-        name: node['node-name'],
-        ro: node.ro,
-        backing: node.backing_file ?? null,
-        devices: graph.devicesOf(node['node-name']),
-        bitmaps: (node['dirty-bitmaps'] ?? []).map((b) => [b.name, b.recording, b.persistent, b.inconsistent ?? false]).sort(),
-      }))
-      .sort((a, b) => a.name.localeCompare(b.name));
-  }
+  const chainState = async (): Promise<VmChainState> => vmChainState(vm!.qmp);
 
   /** A VM on a fresh chain, a raw copy of what its guest sees, its events recorded, one guest write made. */
-  async function startVm(): Promise<{ chain: BuiltChain; raw: string; before: ChainState }> {
+  async function startVm(): Promise<{ chain: BuiltChain; raw: string; before: VmChainState }> {
     const chain = await buildLiveChain(ws.dir);
     const raw = ws.path('guest.raw');
     await guestView(chain, raw);
@@ -90,11 +76,8 @@ describe('volmerge merge --qmp: Ctrl-C and SIGTERM', function () {
    * did), but for base's stale bitmaps, which the prune removed before the job started (the message says so); nothing
    * kept, the VM running.
    */
-  async function expectAsBefore(before: ChainState): Promise<void> {
-    expect(await queryJobs(vm!.qmp), 'no job left in qemu').to.deep.equal([]);
-    expect(await queryBlockJobs(vm!.qmp), 'query-block-jobs empty').to.deep.equal([]);
-    const pruned = before.map((node) => ({ ...node, bitmaps: node.bitmaps.filter((b) => !String(b[0]).startsWith('stale')) }));
-    expect(await chainState(), "the VM's chain and base's bitmaps as they were").to.deep.equal(pruned);
+  async function expectAsBefore(before: VmChainState): Promise<void> {
+    await expectVmChainAsBefore(vm!.qmp, before);
     expect(await keptJobs(), 'no journal kept').to.deep.equal([]);
     expect(events, 'the VM never stopped').not.to.include('STOP');
   }
