@@ -47,9 +47,9 @@ describe('LVM: live merge through libvirt on LVs', function () {
     try {
       await domain.write(0xb1, 100 * MiB, MiB);
       const cli = startCli(['merge', '--top', chain.top, '--base', chain.base, '--domain', domain.name, '--connect', uri, '--state-dir', ws.path('state'), '--rate-limit', String(8 * MiB), '--json'], {});
-      for (const deadline = Date.now() + 120_000; !(await domainJob(domain.name)).includes('Commit'); await sleep(200)) {
+      for (const deadline = Date.now() + 480_000; !(await domainJob(domain.name)).includes('Commit'); await sleep(200)) {
         if (cli.exited()) break;
-        if (Date.now() > deadline) throw new Error('libvirt showed no block job within 120 s');
+        if (Date.now() > deadline) throw new Error('libvirt showed no block job within 480 s');
       }
       const grown = await vg.lvSize('lv-base');
       expect(grown, 'base LV grown before the commit').to.be.greaterThan(12 * MiB);
