@@ -8,6 +8,7 @@ import { measureAgent } from './agent-latency.js';
 import { buildGolden, type GoldenChain, type Medium } from './chains.js';
 import { measureCommitOptions } from './commit-options.js';
 import { measureFixedCost } from './fixed-cost.js';
+import { libvirtSkipReason, measureLibvirt } from './libvirt.js';
 import { measureLive } from './live.js';
 import { measurePairs } from './pairs.js';
 import { exec } from './proc.js';
@@ -22,12 +23,13 @@ const USAGE = `usage: npm run bench -- [options]
   --big                also 4096 MiB (4 GiB)
   --runs N             runs per figure, median reported (default 5, at least 5 for published figures)
   --media LIST         file,loop (default both)
-  --sections LIST      startup,fixed,pairs,options,agent,live (default all)
+  --sections LIST      startup,fixed,pairs,options,agent,live,libvirt (default all)
   --fixed-size MiB     data in top for the fixed-cost comparison of the CLI and the agent (default 64)
   --option-size MiB    data size for the commit-option comparison (default 1024)
   --agent-size MiB     data size of each of the 4 agent merges (default 1024)
   --live-size MiB      data in top for the live merge against the cold commit, per medium (default 256)
   --live-writes N      guest writes per latency sample set in the live section (default 200)
+  --libvirt-size MiB   data in top for the libvirt section: cold, --qmp and --domain merges of one chain (default 256)
   --stale N            stale bitmaps in base (default 32)
   --dir DIR            where chains are built (default /var/tmp)
   --out FILE           figures as JSON (default bench-results.json)
@@ -52,12 +54,13 @@ function settings(argv: string[]) {
       big: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       media: { type: 'string', default: 'file,loop' },
-      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent,live' },
+      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent,live,libvirt' },
       'fixed-size': { type: 'string', default: '64' },
       'option-size': { type: 'string', default: '1024' },
       'agent-size': { type: 'string', default: '1024' },
       'live-size': { type: 'string', default: '256' },
       'live-writes': { type: 'string', default: '200' },
+      'libvirt-size': { type: 'string', default: '256' },
       stale: { type: 'string', default: '32' },
       dir: { type: 'string', default: '/var/tmp' },
       out: { type: 'string', default: 'bench-results.json' },
@@ -84,6 +87,7 @@ function settings(argv: string[]) {
     fixedSize: positiveInt(values['fixed-size'], '--fixed-size'),
     liveSize: positiveInt(values['live-size'], '--live-size'),
     liveWrites: positiveInt(values['live-writes'], '--live-writes'),
+    libvirtSize: positiveInt(values['libvirt-size'], '--libvirt-size'),
     stale: Number(values.stale),
     dir: values.dir,
     out: resolve(values.out),
@@ -178,6 +182,18 @@ async function main(): Promise<void> {
       for (const medium of options.media) {
         say(`bench: ${medium}, ${options.liveSize} MiB: live merge in a running VM (volmerge merge --qmp) against a cold commit, guest write latency`);
         (results.live ??= []).push(await measureLive(workspace, await golden(options.liveSize), medium, Math.min(options.runs, 3), options.liveWrites, build.cli));
+      }
+    }
+    if (options.sections.has('libvirt')) {
+      const skip = libvirtSkipReason();
+      if (skip) {
+        say(`bench: libvirt section skipped: ${skip}`);
+        results.libvirtSkipped = skip;
+      } else {
+        for (const medium of options.media) {
+          say(`bench: ${medium}, ${options.libvirtSize} MiB: the same chain merged cold, live with --qmp and live through libvirt with --domain, alternated`);
+          (results.libvirt ??= []).push(await measureLibvirt(build.cli, workspace, await golden(options.libvirtSize), medium, Math.min(options.runs, 3), say));
+        }
       }
     }
   });

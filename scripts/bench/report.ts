@@ -2,6 +2,7 @@
 import type { AgentResult } from './agent-latency.js';
 import type { FixedCostResult } from './fixed-cost.js';
 import type { OptionResult } from './commit-options.js';
+import { libvirtTable, type LibvirtFigures } from './libvirt.js';
 import { liveTable, type LiveFigures } from './live.js';
 import type { PairResult } from './pairs.js';
 import type { StraceCount } from './process-count.js';
@@ -20,6 +21,10 @@ export interface BenchResults {
   fixed?: FixedCostResult;
   /** A live merge in a running VM against a cold commit of the same chain, and the guest's write latency. */
   live?: LiveFigures[];
+  /** The same chain merged cold, live through QMP and live through libvirt, as ratios within each run. */
+  libvirt?: LibvirtFigures[];
+  /** Why the libvirt section did not run. */
+  libvirtSkipped?: string;
   targets: Record<string, string>;
 }
 
@@ -135,6 +140,9 @@ export function renderMarkdown(results: BenchResults): string {
   if (results.live && results.live.length > 0) {
     sections.push('', 'Live merge in a running VM (TCG, no guest OS) against a cold commit of the same chain, and one 64 KiB guest write:', '', liveTable(results.live));
   }
+  if (results.libvirt && results.libvirt.length > 0) {
+    sections.push('', 'The same chain merged three ways by the CLI (the VMs idle, TCG, no guest OS; ratios are medians of each run\'s own ratios):', '', libvirtTable(results.libvirt));
+  } else if (results.libvirtSkipped) sections.push('', `Live merge through libvirt: not measured (${results.libvirtSkipped}).`);
   sections.push('', 'Start-up and agent:', '', ...startupAndAgentTable(results.startup, results.agent));
   return sections.join('\n');
 }

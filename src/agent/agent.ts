@@ -9,6 +9,7 @@ import { agentMethods } from './methods.js';
 import { recoverIntoRegistry } from './recovery-hook.js';
 import { handleBody } from './rpc.js';
 import { serve, type TlsListen } from './server.js';
+import type { LibvirtConnection } from './vm-merge.js';
 
 /** How to run the agent (the CLI's options, parsed). */
 export interface AgentOptions {
@@ -25,6 +26,8 @@ export interface AgentOptions {
   commitRateLimit?: number;
   /** The folder of the VMs' QMP sockets, for VM.merge. */
   qmpDir?: string;
+  /** libvirt's connection, for VM.merge through libvirt (--libvirt [URI]; uri absent: libvirt's default). */
+  libvirt?: LibvirtConnection;
   /** How long a recovered job whose volumes could not be probed waits before the next probe (recovery's default: 30 s). */
   recoveryRetryMs?: number;
   version: string;
@@ -75,6 +78,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     readLv,
     ...(options.fileDomains ? { fileDomains: options.fileDomains } : {}),
     ...(options.qmpDir ? { qmpDir: options.qmpDir } : {}),
+    ...(options.libvirt ? { libvirt: options.libvirt } : {}),
     ...(options.commitRateLimit ? { commitRateLimit: options.commitRateLimit } : {}),
   });
   const listeners = await serve({
@@ -90,6 +94,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ...(listeners.tlsAddress ? { tls: `${listeners.tlsAddress.host}:${listeners.tlsAddress.port}`, token: options.tls?.token !== undefined } : {}),
     stateDir: options.stateDir,
     fileDomains: options.fileDomains ?? null,
+    vmMerge: options.libvirt ? `libvirt at ${options.libvirt.uri ?? 'the default connection'}` : options.qmpDir ? `QMP sockets in ${options.qmpDir}` : null,
     maxJobs: options.maxJobs,
     version: options.version,
   });

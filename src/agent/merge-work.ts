@@ -28,6 +28,9 @@ export interface MergeWorkRequest {
   /** VM.merge: the VM's QMP socket (a live merge), and its copy limit in bytes per second. */
   qmp?: string;
   rateLimit?: number;
+  /** VM.merge through libvirt: the domain (its UUID) and libvirt's URI (absent: libvirt's default connection). */
+  domain?: string;
+  connect?: string;
 }
 
 /** A merge that recovery found unfinished in the state dir, to be finished by this agent under its job id. */
@@ -81,6 +84,8 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
       ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
       ...(request.dropInconsistent ? { dropInconsistent: true } : {}),
       ...(request.qmp ? { qmp: request.qmp } : {}),
+      ...(request.domain ? { domain: request.domain } : {}),
+      ...(request.connect ? { connect: request.connect } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     };
     await runThroughJob({ jobId: request.jobId, stateDir: request.stateDir, request: merge, ...(request.commitRateLimit ? { commitRateLimit: request.commitRateLimit } : {}) }, context);

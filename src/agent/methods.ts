@@ -1,4 +1,4 @@
-// The agent's JSON-RPC methods: SDM.merge, VM.merge (live), Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
+// The agent's JSON-RPC methods: SDM.merge, VM.merge (live, through libvirt or QMP), Host.getJobs, Volume.getInfo, Host.ping2 and Host.ping as vdsm's; Job.abort
 // and Job.delete as extensions. Job ids may be given as a command-line merge's journal id (cli-PID-MS) too.
 import { VolmergeError } from '../errors.js';
 import type { JobRegistry } from './registry.js';
@@ -11,7 +11,7 @@ import { jobStatusView, MERGE_JOB, type JobStatusView } from './job-view.js';
 import { volumeInfoParams } from './volume-params.js';
 import { volumeInfo } from './volume-info.js';
 import type { MethodTable } from './rpc.js';
-import { startVmMerge, type VmMergeParams } from './vm-merge.js';
+import { startVmMerge, type LibvirtConnection, type VmMergeParams } from './vm-merge.js';
 
 /** What the methods work with. */
 export interface AgentServices extends AddressContext {
@@ -22,6 +22,8 @@ export interface AgentServices extends AddressContext {
   commitRateLimit?: number;
   /** The folder of the VMs' QMP sockets (<vmID>.qmp): VM.merge runs live merges through them. */
   qmpDir?: string;
+  /** libvirt's connection (--libvirt [URI]): VM.merge runs live merges through libvirt, vmID being the domain's UUID. */
+  libvirt?: LibvirtConnection;
 }
 
 interface MergeParams {

@@ -11,6 +11,8 @@ export interface AgentArgs {
   stateDir: string;
   fileDomains?: string;
   qmpDir?: string;
+  /** --libvirt [URI]: '' when given without a URI (libvirt's default connection). */
+  libvirt?: string;
   maxJobs: number;
   listen?: string;
   tlsCert?: string;
@@ -33,6 +35,10 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups, shared with the CLI (VOLMERGE_STATE_DIR)' })
     .option('file-domains', { type: 'string', describe: 'Root of the file storage domains: <DIR>/<sd_id>/images/<img_id>/<vol_id>' })
     .option('qmp-dir', { type: 'string', describe: "Folder of the VMs' QMP monitor sockets (<vmID>.qmp): VM.merge merges live through them" })
+    .option('libvirt', {
+      type: 'string',
+      describe: "VM.merge merges live through libvirt (virsh blockcommit; vmID is the domain's UUID), at this URI or, given alone, libvirt's default connection",
+    })
     .option('max-jobs', { type: 'number', default: DEFAULT_MAX_JOBS, describe: 'Merges that run at once; the others wait as pending' })
     .option('listen', { type: 'string', describe: 'Also serve on TCP HOST:PORT, with TLS only (needs --tls-cert, --tls-key, --tls-ca)' })
     .option('tls-cert', { type: 'string', describe: "The agent's certificate (PEM) for --listen" })
@@ -45,6 +51,8 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
     .check((args) => {
       if (!args.socket) throw new Error('--socket must not be empty');
       if (!args['state-dir']) throw new Error('--state-dir must not be empty');
+      if (args.libvirt !== undefined && typeof args.libvirt !== 'string') throw new Error('--libvirt takes at most one URI');
+      if (args.libvirt !== undefined && args['qmp-dir'] !== undefined) throw new Error('--libvirt and --qmp-dir are two ways into running VMs: give the one this host has');
       wholeNumber(args['max-jobs'], '--max-jobs', 1);
       wholeNumber(args['job-ttl'], '--job-ttl', 1);
       wholeNumber(args['stop-timeout'], '--stop-timeout', 0);
@@ -54,6 +62,7 @@ export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
       return true;
     })
     .example('$0 agent --socket /run/volmerge/agent.sock --file-domains /rhev/data-center/mnt', 'Serve on the unix socket only')
+    .example('$0 agent --file-domains /rhev/data-center/mnt --libvirt qemu:///system', 'VM.merge merges live through libvirt')
     .example(
       '$0 agent --listen 0.0.0.0:8441 --tls-cert /etc/volmerge/agent.pem --tls-key /etc/volmerge/agent.key --tls-ca /etc/volmerge/ca.pem',
       'Also serve on TCP with TLS, for clients whose certificate the CA signed',
@@ -89,6 +98,7 @@ export async function agentHandler(args: ArgumentsCamelCase<AgentArgs>): Promise
       version: packageVersion(),
       ...(args.fileDomains ? { fileDomains: args.fileDomains } : {}),
       ...(args.qmpDir ? { qmpDir: args.qmpDir } : {}),
+      ...(args.libvirt !== undefined ? { libvirt: args.libvirt ? { uri: args.libvirt } : {} } : {}),
       ...(tls ? { tls } : {}),
       ...(rate ? { commitRateLimit: rate } : {}),
     });

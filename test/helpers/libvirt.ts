@@ -125,3 +125,8 @@ export async function domainChain(name: string): Promise<string[]> {
 export async function domainJob(name: string): Promise<string> {
   return (await virshTest(['blockjob', name, 'vda', '--info', '--raw'])).trim();
 }
+
+/** The domain's UUID (what vdsm calls its vmID). */
+export async function domainUuid(name: string): Promise<string> {
+  return (await virshTest(['domuuid', name])).trim();
+}
