@@ -21,23 +21,24 @@ function buildAt(root: string): Build {
 }
 
 /**
- * Copies this checkout's build (dist/src, the tracer, schemas/, package.json; node_modules linked) into dir, so that a
- * rebuild of the shared dist/ by someone else during the benchmark cannot change what is measured.
+ * Copies the build of a checkout (this one unless from names another package root, built: dist/src, schemas/,
+ * package.json; node_modules linked) into dir, with this checkout's spawn tracer, so that a rebuild of the shared dist/
+ * by someone else during the benchmark cannot change what is measured.
  */
-export async function snapshotBuild(dir: string): Promise<Build> {
+export async function snapshotBuild(dir: string, from = CHECKOUT): Promise<Build> {
   await mkdir(join(dir, 'dist/scripts/bench'), { recursive: true });
-  await cp(join(CHECKOUT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
+  await cp(join(from, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
   await cp(join(CHECKOUT, 'dist/scripts/bench/spawn-trace.cjs'), join(dir, 'dist/scripts/bench/spawn-trace.cjs'));
-  await cp(join(CHECKOUT, 'schemas'), join(dir, 'schemas'), { recursive: true });
-  await cp(join(CHECKOUT, 'package.json'), join(dir, 'package.json'));
-  await symlink(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+  await cp(join(from, 'schemas'), join(dir, 'schemas'), { recursive: true });
+  await cp(join(from, 'package.json'), join(dir, 'package.json'));
+  await symlink(join(from, 'node_modules'), join(dir, 'node_modules'));
   return buildAt(dir);
 }
 
-/** The commit this checkout is at, with "+changes" when files differ from it. */
-export async function checkoutCommit(): Promise<string> {
-  const head = (await exec(['git', '-C', CHECKOUT, 'rev-parse', '--short', 'HEAD'])).stdout.trim() || 'unknown';
-  const dirty = (await exec(['git', '-C', CHECKOUT, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim();
+/** The commit a checkout (this one by default) is at, with "+changes" when files differ from it. */
+export async function checkoutCommit(root = CHECKOUT): Promise<string> {
+  const head = (await exec(['git', '-C', root, 'rev-parse', '--short', 'HEAD'])).stdout.trim() || 'unknown';
+  const dirty = (await exec(['git', '-C', root, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim();
   return dirty ? `${head}+changes` : head;
 }
 
@@ -47,11 +48,10 @@ export interface TracedMerge {
   trace: SpawnTrace;
 }
 
-/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` under the tracer; throws unless it printed status done. */
-export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
-  await rm(traceFile, { force: true });
-  const wall = await exec(['node', '--require', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {
-    env: { VOLMERGE_BENCH_TRACE: traceFile, VOLMERGE_STATE_DIR: stateDir },
+/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` and returns its run; throws unless it printed status done. */
+export async function plainMerge(build: Build, top: string, base: string, stateDir: string, env: Record<string, string> = {}): Promise<Timed> {
+  const wall = await exec([...(env.VOLMERGE_BENCH_TRACE ? ['node', '--require', build.tracer] : ['node']), build.cli, 'merge', '--top', top, '--base', base, '--json'], {
+    env: { VOLMERGE_STATE_DIR: stateDir, VOLMERGE_LOCK_DIR: `${stateDir}-locks`, ...env },
   });
   let status = '';
   try {
@@ -60,8 +60,15 @@ export async function tracedMerge(build: Build, top: string, base: string, state
     status = '';
   }
   if (wall.code !== 0 || status !== 'done') {
-    throw new Error(`volmerge merge --top ${top} --base ${base} exited ${wall.code}: ${wall.stdout.trim()} ${wall.stderr.trim()}`.slice(0, 2000));
+    throw new Error(`volmerge merge --top ${top} --base ${base} (${build.root}) exited ${wall.code}: ${wall.stdout.trim()} ${wall.stderr.trim()}`.slice(0, 2000));
   }
+  return wall;
+}
+
+/** Runs `volmerge merge` under the tracer; throws unless it printed status done. */
+export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
+  await rm(traceFile, { force: true });
+  const wall = await plainMerge(build, top, base, stateDir, { VOLMERGE_BENCH_TRACE: traceFile });
   const trace = JSON.parse(await readFile(traceFile, 'utf8')) as SpawnTrace;
   return { wall, trace };
 }
