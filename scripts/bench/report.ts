@@ -166,6 +166,20 @@ function fixedDetails(fixed: FixedTargets): string[] {
     lines.push(`| \`volmerge merge\` (${b.label}, ${b.commit}) | ${ms(b.cli.median)} | ${spread(b.cli, 0, ' ms')} |`);
     lines.push(`| agent \`SDM.merge\` to done (${b.label}, ${b.commit}) | ${ms(b.agent.median)} | ${spread(b.agent, 0, ' ms')} |`);
   }
+  for (const b of fixed.builds) {
+    if (!b.timeline || !b.breakdown) continue;
+    const d = b.breakdown;
+    lines.push(
+      '',
+      `One traced CLI merge (${b.label}, ${b.commit}; the median of 3 after the rounds): ${ms(d.wallMs)}, of which the commit ${ms(d.commitMs)}; ` +
+        `outside it: node until its first child ${ms(d.untilFirstChildMs)}, child processes and daemon commands ${ms(d.otherChildrenMs)}, ` +
+        `node between them ${ms(d.nodeBetweenMs)}; ${d.processes} processes.`,
+      '',
+      '| ms from node start | event |',
+      '|---|---|',
+      ...b.timeline.map((e) => `| ${e.atMs.toFixed(1)} | ${e.what} |`),
+    );
+  }
   return lines;
 }
 

@@ -8,7 +8,7 @@ import { freshCopy, type GoldenChain } from './chains.js';
 import { must } from './proc.js';
 import { median, round, summarize, type Summary } from './stats.js';
 import { vdsmSequence } from './vdsm.js';
-import { plainMerge, type Build } from './volmerge.js';
+import { breakdown, plainMerge, timeline, tracedMerge, type Build, type MergeBreakdown, type TracedMerge } from './volmerge.js';
 import type { Workspace } from './workspace.js';
 
 /** A build under test: this checkout, or the baseline it is compared with. */
@@ -31,6 +31,9 @@ export interface BuildFixed {
   /** The same in units of one qemu-img info (the run's median). */
   cliUnits: Summary;
   agentUnits: Summary;
+  /** Where one CLI merge's time goes (the median of a few traced runs after the rounds). */
+  breakdown?: MergeBreakdown;
+  timeline?: { atMs: number; what: string }[];
 }
 
 /** The fixed-cost figures of one run. */
@@ -80,6 +83,20 @@ export async function timeCliMerge(workspace: Workspace, golden: GoldenChain, bu
   }
 }
 
+/** runs traced CLI merges of fresh copies; the one with the median wall time. */
+async function medianTraced(workspace: Workspace, golden: GoldenChain, contender: Contender, runs: number): Promise<TracedMerge> {
+  const merges: TracedMerge[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    const copy = await freshCopy(workspace, golden, 'file', `traced-${contender.label}`);
+    try {
+      merges.push(await tracedMerge(contender.build, copy.top, copy.base, workspace.path(`state-${contender.label}`), workspace.path('trace.json')));
+    } finally {
+      await copy.dispose();
+    }
+  }
+  return [...merges].sort((a, b) => a.wall.ms - b.wall.ms)[Math.floor(runs / 2)] as TracedMerge;
+}
+
 /** The order of round r: the list rotated by r. */
 export function rotated<T>(items: readonly T[], round_: number): T[] {
   return items.map((_, i) => items[(i + round_) % items.length] as T);
@@ -126,6 +143,8 @@ export async function measureFixedTargets(
     const parts = contenders.map((c) => `${c.label}: CLI ${cli.get(c.label)?.at(-1)?.toFixed(0)} agent ${agent.get(c.label)?.at(-1)?.toFixed(0)}`);
     say(`  targets round ${r + 1}/${runs}: info ${unit.at(-1)?.toFixed(0)} ms, commit ${commit.at(-1)?.toFixed(0)} ms, ${parts.join(', ')} ms (load ${load.at(-1)?.toFixed(2)})`);
   }
+  const traced = new Map<string, TracedMerge>();
+  for (const c of contenders) traced.set(c.label, await medianTraced(workspace, golden, c, 3));
   const unitMs = median(unit);
   const inUnits = (samples: number[]): Summary => ({
     samples: samples.map((v) => round(v / unitMs, 2)),
@@ -147,6 +166,7 @@ export async function measureFixedTargets(
       agentFixed: summarize(agentFixed),
       cliUnits: inUnits(cliFixed),
       agentUnits: inUnits(agentFixed),
+      ...(traced.get(c.label) ? { breakdown: breakdown(traced.get(c.label) as TracedMerge), timeline: timeline(traced.get(c.label) as TracedMerge) } : {}),
     };
   });
   return { dataMiB: golden.dataMiB, staleBitmaps: golden.staleBitmaps, runs, unit: summarize(unit), unitWarm: summarize(warm), commit: summarize(commit), builds, load: summarize(load) };

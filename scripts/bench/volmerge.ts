@@ -106,20 +106,46 @@ export interface MergeBreakdown {
   byKind: Record<string, { count: number; ms: number }>;
 }
 
-/** Splits a traced merge's wall time into the commit and everything outside it. */
+/** Whether a child is the merge's qemu-storage-daemon. */
+function isDaemon(child: TracedChild): boolean {
+  return child.argv.some((arg) => arg.includes('qemu-storage-daemon'));
+}
+
+/** The commit inside a daemon session: from block-commit sent to job-dismiss answered (the copy and its end). */
+function daemonCommit(child: TracedChild): { fromMs: number; toMs: number } | undefined {
+  const commands = child.qmp ?? [];
+  const started = commands.find((c) => c.execute === 'block-commit');
+  const dismissed = commands.find((c) => c.execute === 'job-dismiss' && started && c.sentMs >= started.sentMs);
+  if (!started || dismissed?.repliedMs === undefined) return undefined;
+  return { fromMs: started.sentMs, toMs: dismissed.repliedMs };
+}
+
+/** Splits a traced merge's wall time into the commit (qemu-img's, or the daemon's block-commit) and everything outside it. */
 export function breakdown(merge: TracedMerge): MergeBreakdown {
   const { children } = merge.trace;
+  const inDaemon = children.filter(isDaemon).map(daemonCommit).find((span) => span !== undefined);
   const commit = children.filter((c) => childKind(c) === 'qemu-img commit');
-  const commitMs = commit.reduce((sum, c) => sum + childMs(c), 0);
-  const others = children.filter((c) => childKind(c) !== 'qemu-img commit');
-  const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0);
-  const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
+  const commitMs = inDaemon ? inDaemon.toMs - inDaemon.fromMs : commit.reduce((sum, c) => sum + childMs(c), 0);
+  const others = children.filter((c) => childKind(c) !== 'qemu-img commit' && !isDaemon(c));
   const byKind: Record<string, { count: number; ms: number }> = {};
-  for (const child of children) {
-    const entry = (byKind[childKind(child)] ??= { count: 0, ms: 0 });
+  const add = (kind: string, ms: number): void => {
+    const entry = (byKind[kind] ??= { count: 0, ms: 0 });
     entry.count += 1;
-    entry.ms += childMs(child);
+    entry.ms += ms;
+  };
+  for (const child of children.filter((c) => !isDaemon(c))) add(childKind(child), childMs(child));
+  // The daemon lives through the merge, mostly waiting: its work is the time its QMP commands took outside the commit.
+  let daemonMs = 0;
+  for (const child of children.filter(isDaemon)) {
+    for (const command of child.qmp ?? []) {
+      if (command.repliedMs === undefined) continue;
+      if (inDaemon && command.sentMs >= inDaemon.fromMs && command.repliedMs <= inDaemon.toMs) continue;
+      add(`qemu-storage-daemon: QMP ${command.execute}`, command.repliedMs - command.sentMs);
+      daemonMs += command.repliedMs - command.sentMs;
+    }
   }
+  const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0) + daemonMs;
+  const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
   const outsideCommitMs = merge.wall.ms - commitMs;
   return {
     wallMs: merge.wall.ms,
@@ -131,4 +157,28 @@ export function breakdown(merge: TracedMerge): MergeBreakdown {
     processes: children.length,
     byKind,
   };
+}
+
+/** One merge as a timeline: each child's start and end, each QMP command sent to the daemon and answered (ms from node's start). */
+export function timeline(merge: TracedMerge): { atMs: number; what: string }[] {
+  const events: { atMs: number; what: string }[] = [];
+  for (const child of merge.trace.children) {
+    const kind = isDaemon(child) ? 'qemu-storage-daemon' : childKind(child);
+    events.push({ atMs: child.startMs, what: `${kind} started` });
+    if (child.endMs !== undefined) events.push({ atMs: child.endMs, what: `${kind} exited (${(child.endMs - child.startMs).toFixed(1)} ms)` });
+    const commands = child.qmp ?? [];
+    for (let i = 0; i < commands.length; ) {
+      // Runs of the same command (32 bitmap removals sent at once) as one line.
+      let j = i;
+      while (j + 1 < commands.length && commands[j + 1]?.execute === commands[i]?.execute) j += 1;
+      const first = commands[i] as NonNullable<TracedChild['qmp']>[number];
+      const last = commands[j] as NonNullable<TracedChild['qmp']>[number];
+      const count = j - i + 1;
+      const took = last.repliedMs === undefined ? 'no reply' : `${(last.repliedMs - first.sentMs).toFixed(1)} ms`;
+      events.push({ atMs: first.sentMs, what: `QMP ${first.execute}${count > 1 ? ` x${count}` : ''} (${took})` });
+      i = j + 1;
+    }
+  }
+  events.push({ atMs: merge.trace.exitMs, what: 'node exits' });
+  return events.sort((a, b) => a.atMs - b.atMs).map((e) => ({ atMs: Math.round(e.atMs * 10) / 10, what: e.what }));
 }

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 /**
  * Where to crash, as VOLMERGE_CRASH_AT says: "STEP:before" (after the journal says started, before acting),
  * "STEP:after" (after the journal says done), or "STEP:during[:PERCENT]" for commit and prune (once the commit's
- * progress, or the share of stale bitmaps removed, passes PERCENT, 30 by default).
+ * progress, or the share of stale bitmaps removed, passes PERCENT, 30 by default); "carry:during": inside the commit's
+ * qemu-storage-daemon session once top's bitmaps are carried into base in memory, before the daemon writes them.
  */
 export interface CrashTarget {
   step: string;

@@ -5,16 +5,17 @@ import type { JournalWriter } from '../engine/journal-writer.js';
 import type { JournalVolume } from '../engine/journal.js';
 import { log } from '../log.js';
 import type { Inspection } from '../merge/inspect.js';
+import type { StorageDaemon } from '../qemu/qmp.js';
 import { COLD_MERGE } from '../steps/cold-merge.js';
 import { releaseContext, type MergeContext, type MergeVolume } from '../steps/context.js';
 import { recordFailure } from './failure.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 
-/** Runs the steps the journal has not done; inspection is absent only when top may be gone (only the end is left). */
+/** Runs the steps the journal has not done; inspection is absent only when top may be gone (only the end is left); daemon: one started ahead for the steps. */
 export async function executeJob(
   request: MergeJobRequest,
   writer: JournalWriter,
-  chain: { inspection?: Inspection; volumes: { top: MergeVolume | JournalVolume; base: MergeVolume } },
+  chain: { inspection?: Inspection; volumes: { top: MergeVolume | JournalVolume; base: MergeVolume }; daemon?: Promise<StorageDaemon | undefined> },
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
   const context: MergeContext = {
@@ -23,6 +24,7 @@ export async function executeJob(
     volumes: chain.volumes,
     writer,
     ...(chain.inspection ? { inspection: chain.inspection } : {}),
+    ...(chain.daemon ? { daemon: chain.daemon } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
     ...(request.onProgress ? { onProgress: request.onProgress } : {}),
   };

@@ -8,6 +8,8 @@ import type { MergePlan } from '../merge/plan.js';
 import { planFor } from '../merge/planning.js';
 import { durableRequest } from '../merge/request.js';
 import type { Volume } from '../storage/volume.js';
+import { startStorageDaemon } from '../qemu/qmp.js';
+import { stopDaemon } from '../steps/context.js';
 import { executeJob } from './execute-job.js';
 import { missingMeansDeleted, recordFailure } from './failure.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
@@ -39,39 +41,55 @@ export async function runFresh(
   previous?: JournalWriter,
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
+  // The merge's qemu-storage-daemon starts while the chain is read and measured: it opens nothing until a step asks.
+  const daemon = startStorageDaemon();
+  daemon.catch(() => undefined);
   let planned: { inspection: Inspection; plan: MergePlan };
   try {
     planned = await planAnnounced(request, volumes);
   } catch (thrown) {
+    await stopDaemon(daemon);
     if (previous) throw await recordFailure(previous, thrown);
     throw missingMeansDeleted(thrown, request);
   }
+  let writer: JournalWriter;
+  try {
+    writer = await journalFor(request, store, planned, previous);
+  } catch (thrown) {
+    await stopDaemon(daemon);
+    throw thrown;
+  }
+  const { inspection } = planned;
+  return executeJob(request, writer, { inspection, volumes: { top: inspection.top, base: inspection.base }, daemon }, resumed);
+}
+
+/** The job's journal with this plan: the taken-over one rewritten, or a new one; written before anything changes. */
+async function journalFor(request: MergeJobRequest, store: JobStore, planned: { inspection: Inspection; plan: MergePlan }, previous?: JournalWriter): Promise<JournalWriter> {
   const { inspection, plan } = planned;
   const journalVolumes = { top: journalVolume(inspection.top), base: journalVolume(inspection.base) };
   const journalRequest = durableRequest(request, (path) => resolvePath(path));
-  let writer = previous;
-  if (writer) {
-    await writer.update((j) => {
+  if (previous) {
+    await previous.update((j) => {
       j.request = journalRequest;
       j.volumes = journalVolumes;
       j.plan = plan;
     });
-  } else {
-    const created: Journal = {
-      version: 1,
-      jobId: request.jobId,
-      state: 'running',
-      createdAt: now(),
-      updatedAt: now(),
-      attempt: 1,
-      pid: process.pid,
-      request: journalRequest,
-      volumes: journalVolumes,
-      plan,
-      steps: {},
-    };
-    writer = new JournalWriter(store, created);
-    await writer.update(() => undefined);
+    return previous;
   }
-  return executeJob(request, writer, { inspection, volumes: { top: inspection.top, base: inspection.base } }, resumed);
+  const created: Journal = {
+    version: 1,
+    jobId: request.jobId,
+    state: 'running',
+    createdAt: now(),
+    updatedAt: now(),
+    attempt: 1,
+    pid: process.pid,
+    request: journalRequest,
+    volumes: journalVolumes,
+    plan,
+    steps: {},
+  };
+  const writer = new JournalWriter(store, created);
+  await writer.update(() => undefined);
+  return writer;
 }
