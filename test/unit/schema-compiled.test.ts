@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import { COMPILED_VALIDATORS, compiledValidatorPath, compileValidator } from '../../src/schema-compile.js';
+import { COMPILED_VALIDATORS, compiledValidatorPath, compileValidator, sourceAjv } from '../../src/schema-compile.js';
 import { AJV_OPTIONS, readSchemaTexts, referencedSchemas } from '../../src/schema-files.js';
 import { compiledMatches, describeErrors, validatorSource, type CompiledModule } from '../../src/schema.js';
 import { jsonFixture } from './fixtures.js';
@@ -30,7 +30,9 @@ function samples(): [string, unknown][] {
   ];
 }
 
-describe('compiled schema validators', () => {
+describe('compiled schema validators', function () {
+  // Generating 33 modules takes a few seconds on a loaded machine.
+  this.timeout(60_000);
   let dir: string;
   const compiled = new Map<string, CompiledModule>();
   const texts = readSchemaTexts();
@@ -38,9 +40,10 @@ describe('compiled schema validators', () => {
   before(() => {
     // Inside dist/ so that the module's require('ajv/dist/runtime/...') resolves as it does for dist/src/.
     dir = mkdtempSync(fileURLToPath(new URL('./compiled-schemas-', import.meta.url)));
+    const ajv = sourceAjv(texts);
     for (const file of Object.keys(texts)) {
       const path = compiledValidatorPath(file, dir);
-      writeFileSync(path, compileValidator(texts, file));
+      writeFileSync(path, compileValidator(texts, file, ajv));
       compiled.set(file, require(path) as CompiledModule);
     }
   });
