@@ -29,8 +29,8 @@ function wholeNumber(value: unknown, name: string, minimum: number): void {
 /** Declares the options of `volmerge agent`. */
 export function agentBuilder(yargs: Argv): Argv<AgentArgs> {
   return yargs
-    .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'Unix socket to serve on (created with mode 0600)' })
-    .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder for journals, locks and bitmap backups' })
+    .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'Unix socket to serve on, created with mode 0600 (VOLMERGE_SOCKET)' })
+    .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups, shared with the CLI (VOLMERGE_STATE_DIR)' })
     .option('file-domains', { type: 'string', describe: 'Root of the file storage domains: <DIR>/<sd_id>/images/<img_id>/<vol_id>' })
     .option('qmp-dir', { type: 'string', describe: "Folder of the VMs' QMP monitor sockets (<vmID>.qmp): VM.merge merges live through them" })
     .option('max-jobs', { type: 'number', default: DEFAULT_MAX_JOBS, describe: 'Merges that run at once; the others wait as pending' })

@@ -32,9 +32,9 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .option('dry-run', { type: 'boolean', default: false, describe: 'Inspect and print the plan; change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'Print exactly one JSON object on stdout (status, plan, error)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'warn' as LogLevel, describe: 'Logs go to stderr' })
-    .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV' })
+    .option('leaf-room', { type: 'number', default: 0, describe: 'Extra bytes of free room to leave in an extended LV (a live merge leaves at least 256 MiB for the VM\'s writes)' })
     .option('state-dir', { type: 'string', default: defaultStateDir(), describe: 'Folder of job journals and bitmap backups (VOLMERGE_STATE_DIR)' })
-    .option('rate-limit', { type: 'number', describe: 'Limit the commit to this many bytes per second (qemu-img commit -r)' })
+    .option('rate-limit', { type: 'number', describe: "Limit the commit to this many bytes per second (qemu-img commit -r; with --qmp, the block job's speed)" })
     .option('child', { type: 'string', describe: "Internal merge: top's child, rebased onto base once the merge is verified (top is then retired)" })
     .option('remove-top', { type: 'boolean', default: false, describe: 'Remove top (lvremove or unlink) once the merge is verified and nothing is backed by it' })
     .option('shrink', { type: 'boolean', default: false, describe: 'Shrink a base LV to what the merged image uses (qemu-img check image-end-offset), in whole extents' })
@@ -45,7 +45,8 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     })
     .option('qmp', {
       type: 'string',
-      describe: "Merge live: the QMP monitor socket of the VM that runs the chain (block-commit inside the VM; top and base as the VM opened them)",
+      describe:
+        "Merge live: the QMP monitor socket of the VM that runs the chain (block-commit inside the VM; top and base as the VM opened them; no other client may hold the socket). Refuses --child, --remove-top, --shrink and --drop-bitmaps",
     })
     .check((args) => {
       if (!args.top || !args.base) throw new Error('--top and --base must not be empty');

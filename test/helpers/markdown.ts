@@ -73,3 +73,42 @@ export function linkTargets(text: string): { line: number; target: string }[] {
   }
   return out;
 }
+
+/** The text under a heading (found by its anchor) up to the next heading of the same or a higher level. */
+export function sectionOf(text: string, anchor: string): string {
+  const lines = text.split('\n');
+  const all = headings(text);
+  const index = all.findIndex((h) => h.anchor === anchor);
+  const heading = all[index];
+  if (!heading) throw new Error(`no heading #${anchor}`);
+  // Headings come in page order: find the lines of this one and of the next at its level or above, outside code.
+  const headingLines = proseLines(text).filter((l) => /^#{1,6}\s/.test(l.text));
+  const start = headingLines[index]?.line ?? 0;
+  const next = all.findIndex((h, i) => i > index && h.level <= heading.level);
+  const end = next === -1 ? lines.length : (headingLines[next]?.line ?? lines.length + 1) - 1;
+  return lines.slice(start, end).join('\n');
+}
+
+/** The pipe tables of a text, each as its header cells and its rows' cells (code spans may hold escaped pipes). */
+export function tables(text: string): { header: string[]; rows: string[][] }[] {
+  const cells = (line: string): string[] =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim());
+  const out: { header: string[]; rows: string[][] }[] = [];
+  const lines = proseLines(text).map((l) => l.text);
+  for (let i = 0; i + 1 < lines.length; i += 1) {
+    if (!/^\s*\|/.test(lines[i] ?? '') || !/^\s*\|\s*:?-{3,}/.test(lines[i + 1] ?? '')) continue;
+    const table = { header: cells(lines[i] ?? ''), rows: [] as string[][] };
+    for (i += 2; i < lines.length && /^\s*\|/.test(lines[i] ?? ''); i += 1) table.rows.push(cells(lines[i] ?? ''));
+    out.push(table);
+  }
+  return out;
+}
+
+/** The names in `code spans` of a table cell (a cell may name several: `uuid`, `domain`, `image`). */
+export function codeNames(cell: string): string[] {
+  return [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? '');
+}
