@@ -40,7 +40,8 @@ function traceQmp(child: import('node:child_process').ChildProcess, record: Trac
     for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 1);
-      const id = /"id": *"([^"]*)"/.exec(line)?.[1];
+      // A reply's own id is its last "id" key (a query-jobs reply holds the jobs' ids before it).
+      const id = [...line.matchAll(/"id": *"([^"]*)"/g)].at(-1)?.[1];
       const entry = id === undefined ? undefined : byId.get(id);
       if (entry) entry.repliedMs = performance.now();
     }

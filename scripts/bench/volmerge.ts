@@ -134,15 +134,26 @@ export function breakdown(merge: TracedMerge): MergeBreakdown {
     entry.ms += ms;
   };
   for (const child of children.filter((c) => !isDaemon(c))) add(childKind(child), childMs(child));
-  // The daemon lives through the merge, mostly waiting: its work is the time its QMP commands took outside the commit.
-  let daemonMs = 0;
+  // The daemon lives through the merge, mostly waiting: its work is the time its QMP commands took outside the commit
+  // (commands sent together overlap: the union of their spans). By kind, a command counts from when the one before it
+  // was answered (or it was sent, if later) to its own answer.
+  const spans: [number, number][] = [];
   for (const child of children.filter(isDaemon)) {
+    let previous = 0;
     for (const command of child.qmp ?? []) {
       if (command.repliedMs === undefined) continue;
+      const from = Math.max(command.sentMs, previous);
+      previous = command.repliedMs;
       if (inDaemon && command.sentMs >= inDaemon.fromMs && command.repliedMs <= inDaemon.toMs) continue;
-      add(`qemu-storage-daemon: QMP ${command.execute}`, command.repliedMs - command.sentMs);
-      daemonMs += command.repliedMs - command.sentMs;
+      add(`qemu-storage-daemon: QMP ${command.execute}`, command.repliedMs - from);
+      spans.push([command.sentMs, command.repliedMs]);
     }
+  }
+  let daemonMs = 0;
+  let reached = -Infinity;
+  for (const [from, to] of spans.sort((a, b) => a[0] - b[0])) {
+    daemonMs += Math.max(0, to - Math.max(from, reached));
+    reached = Math.max(reached, to);
   }
   const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0) + daemonMs;
   const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
