@@ -10,7 +10,7 @@ const LAYERS = [
   ['errors.ts', 'log.ts', 'config.ts', 'both.ts', 'schema.ts', 'schema-files.ts', 'schema-compile.ts', 'package-root.ts', 'bundle-loader.cts', 'os/'],
   ['qemu/'],
   ['storage/'],
-  ['merge/', 'live/'],
+  ['merge/', 'live/', 'libvirt/'],
   ['engine/'],
   ['steps/'],
   ['jobs/'],

@@ -37,7 +37,19 @@ export type ErrorCode =
   | 'unsupported-image'
   | 'bitmaps-unsupported'
   | 'vm-gone'
+  | 'not-stale'
+  | 'job-gone'
   | 'internal';
+
+/**
+ * Where an aborted merge left its chain: as-before (top not merged, the chain usable as it was; a live merge's block
+ * job cancelled) or unfinished (its journal kept: the same merge run again finishes it from resumeFrom).
+ */
+export interface Interruption {
+  chain: 'as-before' | 'unfinished';
+  /** The step the same merge run again goes on from (unfinished only). */
+  resumeFrom?: string;
+}
 
 /** A failure volmerge understands: code, one-line message, and the command output behind it when there is one. */
 export class VolmergeError extends Error {
@@ -45,7 +57,7 @@ export class VolmergeError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly details: { argv?: readonly string[]; exitCode?: number | undefined; stderr?: string } = {},
+    readonly details: { argv?: readonly string[]; exitCode?: number | undefined; stderr?: string; interrupted?: Interruption } = {},
   ) {
     super(message);
   }

@@ -1,5 +1,5 @@
 // A job as the engine reads it (vdsm's HostJobInfo), in Host.getJobs and in job events: status from vdsm's five words,
-// progress a float, error as vdsm's ErrorInfo {code, message}; volmerge's extras (step, aborting, name, cli_job_id) ride along.
+// progress a float, error as vdsm's ErrorInfo {code, message}; volmerge's extras (step, aborting, name, cli_job_id, note) ride along.
 import type { JobRecord } from './registry-types.js';
 import { JsonFloat } from './json-text.js';
 import { applicationCode } from './rpc-errors.js';
@@ -24,6 +24,8 @@ export interface JobStatusView {
   cli_job_id?: string;
   /** Once done: the bitmaps dropped (merge_bitmaps false) and where base's image ends. */
   result?: JobRecord['result'];
+  /** A job that ended without running here (another run finished it while it waited): what happened. */
+  note?: string;
   error?: { code: number; message: string; name: string };
 }
 
@@ -44,6 +46,7 @@ export function jobStatusView(job: JobRecord): JobStatusView {
     ...(job.step ? { step: job.step } : {}),
     ...(job.cliJobId ? { cli_job_id: job.cliJobId } : {}),
     ...(job.result ? { result: job.result } : {}),
+    ...(job.note ? { note: job.note } : {}),
     ...(job.error ? { error: { code: applicationCode(job.error.code), message: job.error.message, name: job.error.code } } : {}),
   };
 }

@@ -4,7 +4,8 @@ import { runMergeJob } from '../jobs/run-merge.js';
 import type { MergeRequest } from '../merge/request.js';
 import type { JobContext, JobWork } from './registry-types.js';
 import { assertGeneration, bumpGeneration, readGeneration, type GenerationHolder } from '../storage/generation.js';
-import { resolveVolume } from '../storage/volume.js';
+import { readLv } from '../storage/lvm.js';
+import { lvNamesOfDevPath, resolveVolume } from '../storage/volume.js';
 import type { ResolvedSubchain } from './address.js';
 
 /** What a merge job needs to know. */
@@ -22,6 +23,8 @@ export interface MergeWorkRequest {
   removeTop?: boolean;
   shrink?: boolean;
   dropBitmaps?: boolean;
+  /** Drop the inconsistent bitmaps instead of refusing (drop_inconsistent). */
+  dropInconsistent?: boolean;
   /** VM.merge: the VM's QMP socket (a live merge), and its copy limit in bytes per second. */
   qmp?: string;
   rateLimit?: number;
@@ -48,7 +51,8 @@ async function runThroughJob(run: ResumeWorkRequest, context: JobContext): Promi
     onStep: context.step,
     ...(run.commitRateLimit ? { rateLimit: run.commitRateLimit } : {}),
   });
-  context.result({ dropped_bitmaps: [...(outcome.plan.bitmaps.drop ?? [])], used_size: outcome.usedSize ?? null });
+  const { drop = [], inconsistent = [] } = outcome.plan.bitmaps;
+  context.result({ dropped_bitmaps: [...drop], dropped_inconsistent: [...inconsistent], used_size: outcome.usedSize ?? null });
 }
 
 /** Increments base's generation after a merge; a failure says that the merge itself is done. */
@@ -75,6 +79,7 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
       ...(request.removeTop ? { removeTop: true } : {}),
       ...(request.shrink ? { shrink: true } : {}),
       ...(request.dropBitmaps ? { dropBitmaps: true } : {}),
+      ...(request.dropInconsistent ? { dropInconsistent: true } : {}),
       ...(request.qmp ? { qmp: request.qmp } : {}),
       ...(request.rateLimit ? { rateLimit: request.rateLimit } : {}),
     };
@@ -85,6 +90,10 @@ export function mergeWork(request: MergeWorkRequest): JobWork {
 
 /** Where the generation of a base volume found by recovery is kept: its LV, or its sidecar file; none for a plain device. */
 export async function generationHolderOf(base: string): Promise<GenerationHolder | undefined> {
+  // A shared VG's base is inactive here again once its job has put it back as it was: lvs names its LV all the same.
+  const names = lvNamesOfDevPath(base);
+  const lv = names ? await readLv(names.vg, names.lv).catch(() => undefined) : undefined;
+  if (lv) return { kind: 'lv', vg: lv.vg, lv: lv.name };
   const volume = await resolveVolume(base, 'base');
   if (volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name };
   return volume.kind === 'file' ? { kind: 'file', path: volume.path } : undefined;

@@ -30,6 +30,7 @@ interface MergeParams {
   merge_bitmaps?: boolean;
   remove_top?: boolean;
   shrink?: boolean;
+  drop_inconsistent?: boolean;
 }
 
 /** Builds the method table over the agent's services. */
@@ -60,6 +61,7 @@ export function agentMethods(services: AgentServices): MethodTable {
             ...(params.shrink ? { shrink: true } : {}),
             // vdsm's merge_bitmaps=false: top-only bitmaps are dropped; absent, volmerge keeps them all.
             ...(params.merge_bitmaps === false ? { dropBitmaps: true } : {}),
+            ...(params.drop_inconsistent ? { dropInconsistent: true } : {}),
             ...(info.base_generation !== undefined ? { baseGeneration: info.base_generation } : {}),
             ...(services.commitRateLimit ? { commitRateLimit: services.commitRateLimit } : {}),
           }),

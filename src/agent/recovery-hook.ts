@@ -56,8 +56,9 @@ function recoveryOptions(wiring: RecoveryWiring): RecoveryOptions {
     onUpdate: (job) => {
       const base = { ...tableIds(job.jobId), description: MERGE_JOB.description, volumes: volumesOf(job) };
       if (job.state === 'waiting') registry.hold(base);
+      else if (job.state === 'done') registry.addEnded(base, { status: 'done', note: job.note ?? `job ${job.jobId} was finished by another run` });
       else if (job.state === 'failed' || job.state === 'needs-attention') {
-        registry.addFailed(base, job.error ?? { code: 'needs-attention', message: `job ${job.jobId} could not be recovered` });
+        registry.addEnded(base, { status: 'failed', error: job.error ?? { code: 'needs-attention', message: `job ${job.jobId} could not be recovered` } });
       }
     },
   };
@@ -68,7 +69,8 @@ function recoveryOptions(wiring: RecoveryWiring): RecoveryOptions {
  * joined (their job LVs that this host can take: its own, or a dead host's once its lease has expired): resumable jobs
  * are queued under their journal's job id (so an engine polling that id sees it finish; a command-line merge's
  * cli-PID-MS id becomes a UUID, and the old id stays beside it), jobs waiting on a failed query show as pending, ended
- * ones as failed. Never throws: a recovery that cannot run is logged and the agent starts anyway.
+ * ones as failed, a waiting job that another run finished (its journal gone, base's generation moved) as done with a
+ * note. Never throws: a recovery that cannot run is logged and the agent starts anyway.
  */
 export async function recoverIntoRegistry(wiring: RecoveryWiring): Promise<RecoveredJob[]> {
   const options = recoveryOptions(wiring);

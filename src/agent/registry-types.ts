@@ -17,6 +17,8 @@ export function isFinished(status: JobStatus): boolean {
 /** What a merge job reports when it ends: top's bitmaps it dropped as asked, and where base's image ends (null: raw). */
 export interface JobResult {
   dropped_bitmaps: string[];
+  /** Bitmaps found in-use and removed from top and base (drop_inconsistent): the next backup of each must be a full one. */
+  dropped_inconsistent: string[];
   used_size: number | null;
 }
 
@@ -40,6 +42,8 @@ export interface JobRecord {
   /** What a finished job reports beyond its status (a merge: the bitmaps it dropped, the size base uses). */
   result?: JobResult;
   error?: JobError;
+  /** A job that ended without running here (start-up recovery found another run had finished it): what happened. */
+  note?: string;
   /** Volumes the job works on; two unfinished jobs never share one. */
   volumes: readonly string[];
   createdAt: number;

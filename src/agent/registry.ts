@@ -65,14 +65,14 @@ export class JobRegistry {
     return copy(record);
   }
 
-  /** Records a recovered job that has ended without running here (its volume is gone, its journal unreadable); a held one ends so. */
-  addFailed(job: Omit<NewJob, 'work'>, error: JobError): JobRecord {
+  /** Records a recovered job that ended without running here: failed, or done by another run (with a note); a held one ends so. */
+  addEnded(job: Omit<NewJob, 'work'>, ending: { status: 'failed'; error: JobError } | { status: 'done'; note: string }): JobRecord {
     const existing = this.entries.get(job.id);
     if (existing && !(existing.held && existing.record.status === 'pending')) return copy(existing.record);
-    const record = this.newRecord(job);
-    const entry: Entry = existing ?? { record, work: async () => undefined, controller: new AbortController(), held: true };
+    const entry: Entry = existing ?? { record: this.newRecord(job), work: async () => undefined, controller: new AbortController(), held: true };
     this.entries.set(job.id, entry);
-    this.finish(entry, 'failed', error);
+    if (ending.status === 'done') Object.assign(entry.record, { progress: 100, note: ending.note });
+    this.finish(entry, ending.status, ending.status === 'failed' ? ending.error : undefined);
     return copy(entry.record);
   }
 
@@ -214,7 +214,9 @@ export class JobRegistry {
           if (controller.signal.aborted) {
             const reason: unknown = controller.signal.reason;
             const why = reason instanceof Error ? reason.message : `job ${record.id} aborted`;
-            this.finish(entry, 'aborted', { code: 'aborted', message: `${why} during ${record.step ?? 'its start'}: ${error.message}` });
+            // A merge's own account of its abort names who stopped it and where the chain stands; anything else is wrapped.
+            const message = error.details.interrupted ? error.message : `${why} during ${record.step ?? 'its start'}: ${error.message}`;
+            this.finish(entry, 'aborted', { code: 'aborted', message });
           } else {
             this.finish(entry, 'failed', { code: error.code, message: error.message });
           }

@@ -59,6 +59,7 @@ export const VOLMERGE_CODES: Partial<Record<ErrorCode, number>> = {
   'volume-retired': 3135,
   'unsupported-image': 3136,
   'bitmaps-unsupported': 3137,
+  'job-gone': 3138,
 };
 
 /** Any error code that neither table lists: vdsm's GeneralException. */

@@ -24,6 +24,8 @@ export interface VmMergeParams {
   /** MiB per second (libvirt's unit); 0 or absent: unlimited. */
   bandwidth?: number;
   jobUUID: string;
+  /** volmerge's extension: drop the inconsistent bitmaps instead of refusing. */
+  drop_inconsistent?: boolean;
 }
 
 /** Adds the live merge job that VM.merge asks for; refuses a job id in use, an agent without --qmp-dir, unknown volumes. */
@@ -45,6 +47,7 @@ export async function startVmMerge(params: VmMergeParams, services: VmMergeServi
       stateDir: services.stateDir,
       chain,
       qmp: join(services.qmpDir, `${params.vmID}.qmp`),
+      ...(params.drop_inconsistent ? { dropInconsistent: true } : {}),
       ...(params.bandwidth ? { rateLimit: params.bandwidth * 1024 * 1024 } : {}),
       ...(services.commitRateLimit ? { commitRateLimit: services.commitRateLimit } : {}),
     }),

@@ -6,7 +6,9 @@ import { VolmergeError } from '../errors.js';
 import { readInfo } from '../qemu/queries.js';
 import { bitmapsOf, type BitmapInfo } from '../qemu/types.js';
 import { generationFromTags, readGeneration } from '../storage/generation.js';
+import { fileIdentity } from '../storage/identify.js';
 import { markHolderFor, readMark, RETIRED_TAG_PREFIX } from '../storage/marks.js';
+import { staleMarkReason } from '../storage/stale-mark.js';
 import { resolveVolumeAddress, type AddressContext, type ResolvedVolume, type VolumeAddress } from './address.js';
 
 /** vdsm's id of "no volume" (a volume without a parent). */
@@ -67,8 +69,12 @@ async function sizesOf(volume: ResolvedVolume): Promise<{ apparentsize: number; 
 /** Whether the volume is a retired top (a merged top that nothing may use): its LV tag, or its sidecar. */
 async function isRetired(volume: ResolvedVolume): Promise<boolean> {
   if (volume.lv) return volume.lv.tags.some((t) => t.startsWith(RETIRED_TAG_PREFIX));
-  const holder = markHolderFor({ kind: 'file', realPath: await realpath(volume.path), identity: volume.path }, '', 'retired');
-  return (await readMark(holder)) !== undefined;
+  const real = await realpath(volume.path);
+  const current = { identity: await fileIdentity(real), realPath: real };
+  const holder = markHolderFor({ kind: 'file', ...current }, '', 'retired');
+  const mark = await readMark(holder);
+  // A sidecar left by a retired top that was removed says nothing of a new file at its path.
+  return mark !== undefined && staleMarkReason(mark, holder, current) === undefined;
 }
 
 /** Reads one volume's info; the volume must be inside the domain and image given, as for SDM.merge. */

@@ -35,6 +35,7 @@ export function describePlan(plan: MergePlan): string {
     `  merge from top:  ${list(plan.bitmaps.merge)}`,
     ...(plan.bitmaps.skipped.length ? [`  skipped (disabled in top): ${list(plan.bitmaps.skipped)}`] : []),
     ...(plan.bitmaps.drop?.length ? [`  drop (as asked): ${list(plan.bitmaps.drop)}; the next backup must be a full one`] : []),
+    ...(plan.bitmaps.inconsistent?.length ? [`  drop (in-use):   ${list(plan.bitmaps.inconsistent)}, from top and base; the next backup of each must be a full one`] : []),
     ...describeFinalize(plan),
   ].join('\n');
 }

@@ -4,6 +4,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { packageVersion } from '../agent/defaults.js';
+import { exitWith } from './interrupts.js';
 import { defineProgram } from './program.js';
 
 const EXIT_USAGE = 2;
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<void> {
       process.exit(EXIT_USAGE);
     })
     .parseAsync();
-  process.exit(exitCode);
+  exitWith(exitCode);
 }
 
 main(hideBin(process.argv)).catch((error: unknown) => {

@@ -19,6 +19,8 @@ export interface PlanSummary {
   add: string[];
   merge: string[];
   drop: string[];
+  /** Bitmaps dropped as inconsistent (--drop-inconsistent); absent when none. */
+  inconsistent?: string[];
   finalize?: FinalizeSummary;
 }
 
@@ -34,6 +36,7 @@ export function planSummary(plan: MergePlan): PlanSummary {
     add: plan.bitmaps.add.map((b) => b.name),
     merge: [...plan.bitmaps.merge],
     drop: [...(plan.bitmaps.drop ?? [])],
+    ...(plan.bitmaps.inconsistent?.length ? { inconsistent: [...plan.bitmaps.inconsistent] } : {}),
     ...(end
       ? {
           finalize: {

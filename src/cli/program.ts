@@ -8,6 +8,7 @@ import type { AgentArgs } from './agent-command.js';
 import type { JobsArgs } from './jobs-command.js';
 import type { CallArgs } from './call-command.js';
 import type { StatusArgs } from './status-command.js';
+import type { ClearStaleArgs } from './clear-stale-command.js';
 
 /** What volmerge is, in a sentence or two: the top of --help and the man page's description. */
 export const PROGRAM_DESCRIPTION =
@@ -16,7 +17,9 @@ export const PROGRAM_DESCRIPTION =
   'socket and on TCP with TLS and client certificates.';
 
 /** The exit codes of volmerge merge, as --help's epilogue says them. */
-export const EXIT_CODES = 'Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error.';
+export const EXIT_CODES =
+  'Exit codes: 0 merged (or planned), 1 refused or failed (one line on stderr says why), 2 usage error; ' +
+  'a merge stopped by Ctrl-C or SIGTERM ends by that signal (the shell shows 130 or 143), after saying where the chain stands.';
 
 /** Declares every command on a yargs instance; `setExitCode` receives the code of the command that ran. */
 export function defineProgram(yargs: Argv, setExitCode: (code: number) => void): Argv {
@@ -53,6 +56,12 @@ export function defineProgram(yargs: Argv, setExitCode: (code: number) => void):
       'Show whether a chain is idle, being merged, left unfinished by a crash (and the command that finishes it), or needs attention',
       async (y) => (await import('./status-command.js')).statusBuilder(y),
       async (args) => setExitCode(await (await import('./status-command.js')).statusHandler(args)),
+    )
+    .command<ClearStaleArgs>(
+      'clear-stale',
+      'Remove a stale job: its journal (whose base is gone, or is another volume now) and the marks it left; a job that is not stale is refused, nothing changed',
+      async (y) => (await import('./clear-stale-command.js')).clearStaleBuilder(y),
+      async (args) => setExitCode(await (await import('./clear-stale-command.js')).clearStaleHandler(args)),
     )
     .completion('completion', 'Print a bash completion script (volmerge completion >> ~/.bashrc; zsh: bashcompinit first)')
     .epilogue(EXIT_CODES);

@@ -32,7 +32,9 @@ export function describeStatus(status: ChainStatus): string {
     'needs-attention': 'NEEDS ATTENTION',
   }[status.state];
   const lines = [`base ${status.base}: ${headline}`];
-  lines.push(`  mark:   ${status.mark ? `mid-merge by job ${status.mark.jobId}${status.mark.since ? ` since ${status.mark.since}` : ''} (${status.mark.where})` : 'none'}`);
+  const mark = status.mark;
+  const markText = mark ? `mid-merge by job ${mark.jobId}${mark.since ? ` since ${mark.since}` : ''} (${mark.where})` : 'none';
+  lines.push(`  mark:   ${mark?.stale !== undefined ? `STALE, passed over: ${markText}: ${mark.stale}` : markText}`);
   lines.push(`  lock:   ${status.lock ? `held by pid ${status.lock.pid}, job ${status.lock.jobId}, since ${status.lock.since}` : 'free'}`);
   if (status.job) {
     const live = status.job.kind === 'live' ? `, live through ${status.job.qmp ?? 'its VM'}` : '';
@@ -41,22 +43,34 @@ export function describeStatus(status: ChainStatus): string {
     if (status.job.error) lines.push(`  error:  ${status.job.error.code}: ${status.job.error.message}`);
   }
   if (status.problem) lines.push(`  problem: ${status.problem}`);
+  lines.push(...describeStale(status.stale));
   lines.push(`  next:   ${status.advice}`);
   return lines.join('\n');
+}
+
+/** Stale journals, a few lines each: never used, and the command that clears each. */
+export function describeStale(stale: ChainStatus['stale']): string[] {
+  return stale.flatMap((job) => [
+    `  stale:  job ${job.jobId} (${job.where}${job.top ? `, top ${job.top}` : ''}${job.createdAt ? `, begun ${job.createdAt}` : ''}): never used: ${job.reason}`,
+    `          clear it: ${job.clear}`,
+  ]);
 }
 
 /** Runs `volmerge status`; exit 0 when the status could be read (whatever it is), 1 when base cannot be resolved. */
 export async function statusHandler(args: ArgumentsCamelCase<StatusArgs>): Promise<number> {
   configureLog(args.logLevel);
-  const { chainStatus } = await import('../jobs/status-facts.js');
+  const { chainStatus, staleJobsNaming } = await import('../jobs/status-facts.js');
   try {
     const status = await chainStatus(args.base, args.stateDir);
     console.log(args.json ? JSON.stringify(status) : describeStatus(status));
     return 0;
   } catch (thrown) {
     const error = asVolmergeError(thrown);
-    if (args.json) console.log(JSON.stringify({ status: 'failed', error: { code: error.code, message: error.message } }));
+    // A base that is gone may have left journals behind: they are stale, and this is where an operator looks for them.
+    const stale = error.code === 'not-found' ? await staleJobsNaming(args.base, args.stateDir) : [];
+    if (args.json) console.log(JSON.stringify({ status: 'failed', error: { code: error.code, message: error.message }, ...(stale.length > 0 ? { stale } : {}) }));
     console.error(`volmerge: ${error.message}`);
+    if (!args.json && stale.length > 0) console.error(describeStale(stale).join('\n'));
     return 1;
   }
 }

@@ -3,7 +3,7 @@
 // after a crash is safe). A step's "done" shares one durable write with the next step's "started". Crash points
 // (test-only, see crash-point.ts) fire on both sides of every step that runs.
 import { VolmergeError } from '../errors.js';
-import { crashPoint } from './crash-point.js';
+import { crashPoint, holdPoint } from './crash-point.js';
 import type { JournalWriter } from './journal-writer.js';
 import { RestoredFailure, type Facts, type Step, type StepTable } from './step.js';
 
@@ -28,11 +28,19 @@ async function undoBefore<C>(table: StepTable<C>, index: number, context: C, wri
   }
 }
 
-/** Runs the steps of a table that the journal does not record as done; throws the first failure (after undoing what it allows). */
+/**
+ * Runs the steps of a table that the journal does not record as done; throws the first failure (after undoing what it
+ * allows). An abort stops the run before its next step, until a step that finishes on abort has started (this run or
+ * an earlier one): from there on the table runs to its end.
+ */
 export async function executeTable<C>(table: StepTable<C>, context: C, writer: JournalWriter, options: ExecuteOptions): Promise<void> {
+  let finishing = false;
   for (const [index, step] of table.entries()) {
+    if (step.finishesOnAbort && writer.journal.steps[step.name] !== undefined) finishing = true;
     if (writer.isDone(step.name)) continue;
-    if (options.signal?.aborted) throw new VolmergeError('aborted', `${options.describe} aborted before ${step.name}`);
+    await holdPoint(step.name);
+    if (options.signal?.aborted && !finishing) throw new VolmergeError('aborted', `${options.describe} aborted before ${step.name}`);
+    if (step.finishesOnAbort) finishing = true;
     options.onStep?.(step.name);
     const durable = step.journaling(context) === 'durable';
     if (durable) await writer.started(step.name);

@@ -1,10 +1,12 @@
 // The write-ahead journal of a job: its request and plan, each step's record, where the bitmap backup is. Checked
 // against schemas/journal.schema.json whenever it is written or read; what a record means is read through a table's shape.
 import { VolmergeError } from '../errors.js';
+import type { LibvirtRecord } from '../libvirt/record.js';
 import type { LiveBitmapPlan } from '../live/bitmap-plan.js';
 import type { MergePlan } from '../merge/plan.js';
 import type { MergeRequest } from '../merge/request.js';
 import { describeErrors, validatorFor } from '../schema.js';
+import type { LocalActivation } from '../storage/shared-vg.js';
 import type { VolumeKind } from '../storage/volume.js';
 import type { TableShape } from './step.js';
 
@@ -67,14 +69,28 @@ export interface LiveJournal {
   chain: LiveJournalChain;
 }
 
+/** How a shared VG's chain was active on one boot of one host before the job first activated it there. */
+export interface ActivationRecord {
+  /** /proc/sys/kernel/random/boot_id of that boot: a record only describes the boot that wrote it. */
+  bootId: string;
+  /** The host's name, for people reading the journal. */
+  host: string;
+  volumes: { vg: string; lv: string; before: LocalActivation }[];
+}
+
+/** What a live merge through libvirt keeps (src/libvirt/record.ts). */
+export type LibvirtJournal = LibvirtRecord;
+
 /** The journal of one merge job. */
 export interface Journal {
   version: 1;
   jobId: string;
   /** Which step table runs the job: 'cold' (qemu-img; also when absent, in journals older than live merges) or 'live' (a VM's block-commit). */
-  kind?: 'cold' | 'live';
+  kind?: 'cold' | 'live' | 'libvirt';
   /** A live merge's own record. */
   live?: LiveJournal;
+  /** A live merge through libvirt's own record. */
+  libvirt?: LibvirtJournal;
   state: JournalState;
   createdAt: string;
   updatedAt: string;
@@ -92,6 +108,8 @@ export interface Journal {
   error?: { code: string; message: string };
   /** The job whose journal (and folder) this one took over. */
   resumedFrom?: string;
+  /** Shared VGs: how base, top (and child) were active on each host before the job first activated them there; absent in older journals. */
+  activationBefore?: ActivationRecord[];
 }
 
 const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

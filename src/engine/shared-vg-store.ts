@@ -8,6 +8,7 @@ import { VolmergeError } from '../errors.js';
 import { log } from '../log.js';
 import { extendLv, listLvs, readLv, runLvm } from '../storage/lvm.js';
 import { activateExclusively, activationError, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
+import type { ChainActivation } from './activation-record.js';
 import { BACKUP_FILES } from './backup-images.js';
 import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, writeBackupArea, writeSlot } from './job-lv-format.js';
 import { checkJournal, parseJournal, type Journal } from './journal.js';
@@ -19,6 +20,8 @@ export const JOB_LV_PREFIX = 'volmerge_job_';
 export const JOB_LV_TAG = 'VOLMERGE_JOB';
 /** The tag naming the base LV of the job's chain: VOLMERGE_JOB_BASE_<base LV name>. */
 export const JOB_BASE_TAG_PREFIX = 'VOLMERGE_JOB_BASE_';
+/** The tag naming that base LV's UUID (job LVs of earlier releases have none): VOLMERGE_JOB_BASEUUID_<uuid> (not a JOB_BASE_TAG_PREFIX tag). */
+export const JOB_BASE_UUID_TAG_PREFIX = 'VOLMERGE_JOB_BASEUUID_';
 
 // Substrings that LVM keeps for its own hidden LVs.
 const RESERVED = ['_cdata', '_cmeta', '_corig', '_cpool', '_cvol', '_mimage', '_mlog', '_pmspare', '_rimage', '_rmeta', '_tdata', '_tmeta', '_vdata', '_vorigin', '_wcorig'];
@@ -39,6 +42,8 @@ export class SharedVgJobStore implements JobStore {
   private readonly seq = new Map<string, number>();
   /** Job LVs this store activated or created, and how they were active before. */
   private readonly activated = new Map<string, LocalActivation>();
+  /** How a job's run found its chain: every journal written keeps this boot's record of it (see holdsChain). */
+  private chain?: ChainActivation;
 
   constructor(
     readonly vg: string,
@@ -79,7 +84,10 @@ export class SharedVgJobStore implements JobStore {
 
   /** Creates the job LV of a new job (active exclusively here, from lvcreate on) and clears its slots. */
   private async create(key: string): Promise<void> {
-    const argv = ['lvcreate', '-q', '-y', '-Wn', '-Zn', '-n', key, '-L', `${MIN_JOB_LV_BYTES}b`, '--addtag', JOB_LV_TAG, '--addtag', `${JOB_BASE_TAG_PREFIX}${this.baseLv}`, this.vg];
+    // The base's UUID tells this job's LV from those of an earlier LV of the same name, without reading the journal.
+    const baseUuid = (await readLv(this.vg, this.baseLv).catch(() => undefined))?.uuid;
+    const uuidTag = baseUuid ? ['--addtag', `${JOB_BASE_UUID_TAG_PREFIX}${baseUuid}`] : [];
+    const argv = ['lvcreate', '-q', '-y', '-Wn', '-Zn', '-n', key, '-L', `${MIN_JOB_LV_BYTES}b`, '--addtag', JOB_LV_TAG, '--addtag', `${JOB_BASE_TAG_PREFIX}${this.baseLv}`, ...uuidTag, this.vg];
     const result = await runLvm(argv);
     if (result.exitCode !== 0) {
       if (/already exists/i.test(result.stderr)) {
@@ -93,7 +101,13 @@ export class SharedVgJobStore implements JobStore {
     this.seq.set(key, 0);
   }
 
+  /** Tells the store how a job's run found the chain before activating it: the journals it writes keep that record. */
+  holdsChain(chain: ChainActivation): void {
+    this.chain = chain;
+  }
+
   async write(journal: Journal, key: string): Promise<void> {
+    this.chain?.stamp(journal, this.locationOf(key), !this.seq.has(key));
     checkJournal(journal, this.locationOf(key));
     if (!this.seq.has(key)) await this.create(key);
     const seq = (this.seq.get(key) ?? 0) + 1;

@@ -21,6 +21,11 @@ export interface Step<C> {
   readonly writesBitmaps?: boolean;
   /** From this step on the chain can only be finished forward (base may hold part of top). */
   readonly pointOfNoReturn?: boolean;
+  /**
+   * Once this step has started, an abort no longer stops the table: the rest runs to its end (a live merge's pivot,
+   * which nothing can take back). Before it, an abort stops the table at the next step.
+   */
+  readonly finishesOnAbort?: boolean;
   /** Probes, then acts; resolves with the facts to journal. Must be safe to run again after a crash. */
   run(context: C): Promise<Facts>;
   /**

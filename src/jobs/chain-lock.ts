@@ -1,5 +1,6 @@
-// One lock per chain, keyed by base's identity and shared by the CLI and the agent: a flock(2) on a lock file,
-// released by the kernel when the holder dies; a second merge of a busy chain is refused at once, naming the holder.
+// One lock per chain, keyed by the live key of base's identity (file:DEV:INO, block:MAJ:MIN, lv:VG/LV: what no two
+// volumes share at the same moment, and the same in every release) and shared by the CLI and the agent: a flock(2) on
+// a lock file, released by the kernel when the holder dies; a second merge of a busy chain is refused at once.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import { VolmergeError } from '../errors.js';
 import { tryExclusiveFlock } from '../os/flock.js';
 import { isProcessAlive, processStartTicks } from '../os/proc.js';
+import { liveKeyOf } from '../storage/volume-identity.js';
 
 /** Where lock files live: host-wide (not per state folder), so that every volmerge on the host sees the same locks. */
 export function lockDir(): string {
@@ -23,10 +25,11 @@ export interface LockHolder {
   since: string;
 }
 
-/** The lock file of a volume identity: readable prefix plus a hash, so that distinct identities never share a file. */
+/** The lock file of a volume identity (its live key): readable prefix plus a hash, so that distinct keys never share a file. */
 export function lockPathFor(identity: string, dir = lockDir()): string {
-  const readable = identity.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
-  const hash = createHash('sha256').update(identity).digest('hex').slice(0, 16);
+  const key = liveKeyOf(identity);
+  const readable = key.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
   return join(dir, `${readable}-${hash}.lock`);
 }
 

@@ -1,5 +1,6 @@
 // Runs the cold-merge table for a job under its journal: on success the job's state is removed and the outcome
-// returned; on failure the journal records it (kept only while the chain needs it).
+// returned; on failure the journal records it (kept only while the chain needs it); an aborted run ends with the error
+// that says where the chain stands.
 import { executeTable } from '../engine/executor.js';
 import type { JournalWriter } from '../engine/journal-writer.js';
 import type { JournalVolume } from '../engine/journal.js';
@@ -9,6 +10,7 @@ import type { StorageDaemon } from '../qemu/qmp.js';
 import { COLD_MERGE } from '../steps/cold-merge.js';
 import { releaseContext, type MergeContext, type MergeVolume } from '../steps/context.js';
 import { recordFailure } from './failure.js';
+import { interruptedError } from './interrupted.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 
 /** Runs the steps the journal has not done; inspection is absent only when top may be gone (only the end is left); daemon: one started ahead for the steps. */
@@ -35,7 +37,9 @@ export async function executeJob(
       ...(request.onStep ? { onStep: request.onStep } : {}),
     });
   } catch (thrown) {
-    throw await recordFailure(writer, thrown);
+    const error = await recordFailure(writer, thrown);
+    // Checked after the bookkeeping: a terminal's Ctrl-C reaches qemu-img too, whose end may be seen first.
+    throw request.signal?.aborted ? interruptedError(writer, request.signal, error) : error;
   } finally {
     await releaseContext(context);
   }

@@ -21,7 +21,7 @@ export async function recordFailure(writer: JournalWriter, thrown: unknown): Pro
   let error = asVolmergeError(thrown);
   const { journal } = writer;
   try {
-    const probe = await probeVolumes(journal.volumes, { topMayBeGone: topRemovalStarted(journal) });
+    const probe = await probeVolumes(journal.volumes, { topMayBeGone: topRemovalStarted(journal), recordedAt: journal.createdAt });
     if (probe.state === 'gone' && probe.role) error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
     await writer.update((j) => {
       j.state = 'failed';

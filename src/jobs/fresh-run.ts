@@ -6,6 +6,7 @@ import type { JobStore } from '../engine/store.js';
 import type { Inspection } from '../merge/inspect.js';
 import type { MergePlan } from '../merge/plan.js';
 import { planFor } from '../merge/planning.js';
+import { bitmapsOf } from '../qemu/types.js';
 import { durableRequest } from '../merge/request.js';
 import type { Volume } from '../storage/volume.js';
 import { startStorageDaemon } from '../qemu/qmp.js';
@@ -23,6 +24,18 @@ export function journalVolume(volume: Volume): JournalVolume {
     kind: volume.kind,
     ...(volume.lv ? { lv: { vg: volume.lv.vg, name: volume.lv.name } } : {}),
   };
+}
+
+/**
+ * The new plan of a job that starts over, naming also the inconsistent bitmaps that its earlier run dropped (gone from
+ * top and base now), so that the result still says which bitmaps were lost.
+ */
+function withEarlierDrops(plan: MergePlan, earlier: MergePlan, inspection: Inspection): MergePlan {
+  const present = new Set([...bitmapsOf(inspection.topInfo), ...bitmapsOf(inspection.baseInfo)].map((b) => b.name));
+  const dropped = (earlier.bitmaps.inconsistent ?? []).filter((name) => !present.has(name));
+  if (dropped.length === 0) return plan;
+  const inconsistent = [...new Set([...(plan.bitmaps.inconsistent ?? []), ...dropped])].sort();
+  return { ...plan, bitmaps: { ...plan.bitmaps, inconsistent } };
 }
 
 /** Announces the inspection, plans, and announces the plan. */
@@ -65,7 +78,8 @@ export async function runFresh(
 
 /** The job's journal with this plan: the taken-over one rewritten, or a new one; written before anything changes. */
 async function journalFor(request: MergeJobRequest, store: JobStore, planned: { inspection: Inspection; plan: MergePlan }, previous?: JournalWriter): Promise<JournalWriter> {
-  const { inspection, plan } = planned;
+  const { inspection } = planned;
+  const plan = previous ? withEarlierDrops(planned.plan, previous.journal.plan, inspection) : planned.plan;
   const journalVolumes = { top: journalVolume(inspection.top), base: journalVolume(inspection.base) };
   const journalRequest = durableRequest(request, (path) => resolvePath(path));
   if (previous) {

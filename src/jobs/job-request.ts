@@ -21,7 +21,19 @@ export interface MergeJobRequest extends MergeRequest {
   onStep?: (step: string) => void;
   /** Commit progress, 0 to 100. */
   onProgress?: (percent: number) => void;
-  /** Aborts the merge: before the commit nothing has changed; during it qemu-img is stopped. */
+  /**
+   * Asks the merge to stop: the one way every caller interrupts a merge (the CLI's SIGINT and SIGTERM, the agent's
+   * Job.abort, any other way into a live merge). Abort it once, at any time, from anywhere; its reason, when an Error,
+   * names who stopped the merge in messages ("interrupted by SIGINT"). The merge then stops where it safely can:
+   * - a cold merge stops before its next step; a running qemu-img is stopped (the commit too: the journal keeps the
+   *   job, which the same merge run again finishes);
+   * - a live merge before its pivot cancels qemu's block job and puts the chain back as it was (base's bitmaps record
+   *   again, base read-only again);
+   * - a live merge whose pivot has started is finished: the abort is ignored and the merge resolves as done.
+   * A stopped merge rejects with a VolmergeError 'aborted' whose details.interrupted says where the chain stands:
+   * 'as-before' (top not merged) or 'unfinished' (journal kept, resumeFrom: the step a new run goes on from). The caller
+   * decides what a second request to stop means (the CLI leaves at once; the journal lets the same merge finish).
+   */
   signal?: AbortSignal;
 }
 

@@ -15,6 +15,7 @@ import { chainFromJournal, journalChain, stopWatch, type LiveContext } from '../
 import { startSpaceWatch } from '../steps/live-extend.js';
 import { LIVE_MERGE } from '../steps/live-merge.js';
 import { recordFailure } from './failure.js';
+import { interruptedError } from './interrupted.js';
 import { journalVolume } from './fresh-run.js';
 import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 import { assertSameTop } from './resume.js';
@@ -40,8 +41,10 @@ export async function executeLive(request: MergeJobRequest, writer: JournalWrite
       ...(request.onStep ? { onStep: request.onStep } : {}),
     });
   } catch (thrown) {
-    if (request.signal?.aborted && writer.journal.steps.pivot === undefined) throw await cancelJob(writer, context, thrown);
-    throw await recordFailure(writer, thrown);
+    const signal = request.signal;
+    if (signal?.aborted && writer.journal.steps.pivot === undefined) throw await cancelJob(writer, context, signal, thrown);
+    const error = await recordFailure(writer, thrown);
+    throw signal?.aborted ? interruptedError(writer, signal, error) : error;
   } finally {
     await stopWatch(context);
   }
@@ -58,15 +61,15 @@ export async function executeLive(request: MergeJobRequest, writer: JournalWrite
  * again, base read-only again), and the journal goes; what the job had copied into base is below top, which covers it.
  * A cancel that fails keeps the journal, as any failure past the commit does.
  */
-async function cancelJob(writer: JournalWriter, context: LiveContext, thrown: unknown): Promise<unknown> {
+async function cancelJob(writer: JournalWriter, context: LiveContext, signal: AbortSignal, thrown: unknown): Promise<VolmergeError> {
   try {
     await cancel(context.client, context.chain, context.qemuJob, { reenable: context.bitmaps.disable });
   } catch (error) {
-    return recordFailure(writer, error);
+    return interruptedError(writer, signal, await recordFailure(writer, error));
   }
   await writer.store.remove(writer.key);
   log.warn(`job ${writer.journal.jobId}: aborted; block job ${context.qemuJob} cancelled, ${context.request.top} -> ${context.request.base} as it was`);
-  return thrown;
+  return interruptedError(writer, signal, thrown, context.qemuJob);
 }
 
 /**

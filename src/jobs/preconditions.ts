@@ -4,13 +4,33 @@ import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
 import { writeLockedByOther } from '../os/file-locks.js';
 import { BUSY_HINT } from '../qemu/qemu-img.js';
-import { markHolderFor, readMark } from '../storage/marks.js';
+import { log } from '../log.js';
+import { markHolderFor, readMark, type MarkHolder, type MidMergeMark } from '../storage/marks.js';
+import { currentVolumeOf, staleMarkReason, type MarkedVolumeRecord } from '../storage/stale-mark.js';
 import type { Volume } from '../storage/volume.js';
+
+/** The marked job's record of its base, from its journal when the store still has one (marks of earlier releases name no identity). */
+export async function markedRecord(store: JobStore, jobId: string, role: 'top' | 'base'): Promise<MarkedVolumeRecord | undefined> {
+  const entry = await store.read(store.keyFor(jobId)).catch(() => undefined);
+  if (!entry || !('journal' in entry)) return undefined;
+  return { identity: entry.journal.volumes[role].identity, recordedAt: entry.journal.createdAt };
+}
+
+/** A mark that still marks this volume; one left by a volume that is gone is logged and passed over (undefined). */
+export async function liveMark(volume: Volume, role: 'top' | 'base', holder: MarkHolder, store: JobStore, markedRole: 'top' | 'base' = role): Promise<MidMergeMark | undefined> {
+  const mark = await readMark(holder);
+  if (!mark) return undefined;
+  const stale = staleMarkReason(mark, holder, currentVolumeOf(volume), await markedRecord(store, mark.jobId, markedRole));
+  if (stale === undefined) return mark;
+  log.warn(`${role} ${volume.path}: the mark of job ${mark.jobId} (${mark.where}) is stale (${stale}); it is passed over, and a merge's own mark replaces it`);
+  return undefined;
+}
 
 /** Refuses a volume that carries a mid-merge mark this store cannot explain. */
 export async function refuseIfMarked(volume: Volume, role: 'top' | 'base', store: JobStore): Promise<void> {
   const { stateDir } = store;
-  const mark = await readMark(markHolderFor(volume, stateDir));
+  // A mid-merge mark is set on the marking job's base, whatever this volume is to this merge.
+  const mark = await liveMark(volume, role, markHolderFor(volume, stateDir), store, 'base');
   if (!mark) return;
   if (role === 'top') {
     throw new VolmergeError('mid-merge', `top ${volume.path} is itself mid-merge into its own base (job ${mark.jobId}, ${mark.where}); finish that merge first`);
@@ -24,8 +44,9 @@ export async function refuseIfMarked(volume: Volume, role: 'top' | 'base', store
 }
 
 /** Refuses a merge of a volume that an earlier merge retired: merging it again would write stale data into base. */
-export async function refuseIfRetired(volume: Volume, role: 'top' | 'base', stateDir: string): Promise<void> {
-  const mark = await readMark(markHolderFor(volume, stateDir, 'retired'));
+export async function refuseIfRetired(volume: Volume, role: 'top' | 'base', store: JobStore): Promise<void> {
+  // A retired mark is set on the job's top.
+  const mark = await liveMark(volume, role, markHolderFor(volume, store.stateDir, 'retired'), store, 'top');
   if (!mark) return;
   const remove = volume.lv ? `lvremove ${volume.lv.vg}/${volume.lv.name}` : `rm ${volume.path}`;
   throw new VolmergeError(
@@ -42,11 +63,11 @@ export async function refuseIfRetired(volume: Volume, role: 'top' | 'base', stat
 export async function checkPreconditions(volumes: { top?: Volume | undefined; base?: Volume | undefined }, store: JobStore): Promise<void> {
   if (volumes.base) {
     await refuseIfMarked(volumes.base, 'base', store);
-    await refuseIfRetired(volumes.base, 'base', store.stateDir);
+    await refuseIfRetired(volumes.base, 'base', store);
   }
   if (volumes.top) {
     await refuseIfMarked(volumes.top, 'top', store);
-    await refuseIfRetired(volumes.top, 'top', store.stateDir);
+    await refuseIfRetired(volumes.top, 'top', store);
   }
 }
 

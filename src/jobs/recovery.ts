@@ -1,147 +1,15 @@
 // Agent start-up recovery, through a job store: every journal left running is probed; its job is resumed, ended
 // (volume gone), retried later (a query failed, which never means gone), or flagged as needing attention (unreadable).
-import { toJobStore, JournalWriter } from '../engine/journal-writer.js';
+// A job that waits ends when its journal vanishes or another run ends it (see recovery-ended.ts), never stays pending.
+import { toJobStore } from '../engine/journal-writer.js';
 import type { Journal } from '../engine/journal.js';
 import type { JobStore, StoredJournal } from '../engine/store.js';
-import { probeVolumes, volumeDeletedError } from '../engine/volume-probe.js';
-import { asVolmergeError, VolmergeError, type ErrorCode } from '../errors.js';
+import { asVolmergeError, type VolmergeError } from '../errors.js';
 import { log } from '../log.js';
-import type { MergeRequest } from '../merge/request.js';
-import { isProcessAlive } from '../os/proc.js';
-import { readChain, readInfo } from '../qemu/queries.js';
-import { topRemovalStarted } from '../steps/cold-merge.js';
-import { readLockHolder } from './chain-lock.js';
-import { liveAdvice, liveMonitorSilence } from './live-recovery.js';
-import { nextStep } from './unfinished.js';
+import { decideOrWait, describe, type Decision, type RecoveredJob, type RecoveryOptions } from './recovery-decide.js';
+import { endedElsewhereOutcome, generationWhileUnfinished, vanishedOutcome } from './recovery-ended.js';
 
-/** A job that can be finished now: runMergeJob({ jobId, stateDir, ...request }) finishes it under the same id. */
-export interface ResumableJob {
-  jobId: string;
-  /** The request as the journal keeps it. */
-  request: MergeRequest;
-  /** The first step it has not finished ('end': only bookkeeping is left). */
-  fromStep: string;
-}
-
-/** What recovery says of one job. */
-export interface RecoveredJob {
-  jobId: string;
-  /**
-   * resuming: handed to options.resume; waiting: a query of its volumes failed, probed again after retryDelayMs;
-   * failed: ended (its top or base is gone: code volume-deleted; nothing was recreated); needs-attention: its journal cannot be read.
-   */
-  state: 'resuming' | 'waiting' | 'failed' | 'needs-attention';
-  top?: string;
-  base?: string;
-  fromStep?: string;
-  error?: { code: ErrorCode; message: string };
-}
-
-/** How recovery reaches the agent. */
-export interface RecoveryOptions {
-  /** Called once for each job that can be finished now; the agent queues it and runs it through runMergeJob with the same jobId. */
-  resume(job: ResumableJob): void;
-  /** Called for every state a job enters (the first pass included): the agent's job listing follows it. */
-  onUpdate?(job: RecoveredJob): void;
-  /** How long a waiting job waits before its volumes are probed again (default 30 s). */
-  retryDelayMs?: number;
-  /** Stops the retries (the agent is stopping). */
-  signal?: AbortSignal;
-  /**
-   * Holds a job's volumes while they are probed (a shared VG's chain is activated here only for the look); resolves
-   * with what puts them back. Rejects when they cannot be held (another host uses them): the job then waits.
-   */
-  holdVolumes?(journal: Journal): Promise<() => Promise<void>>;
-}
-
-function describe(journal: Journal): Pick<RecoveredJob, 'top' | 'base' | 'fromStep'> {
-  return { top: journal.request.top, base: journal.request.base, fromStep: nextStep(journal) };
-}
-
-/** The request a journal keeps; one written before requests kept the end of the merge has it in its plan. */
-export function requestOf(journal: Journal): MergeRequest {
-  const end = journal.plan.finalize;
-  return {
-    ...(end?.child ? { child: end.child.path } : {}),
-    ...(end?.removeTop ? { removeTop: true } : {}),
-    ...(end?.shrink ? { shrink: true } : {}),
-    ...journal.request,
-  };
-}
-
-/** Whether another live process runs this job now (a CLI merge, say): then it is not ours to recover. */
-async function runByAnother(journal: Journal): Promise<boolean> {
-  if (journal.pid !== undefined && journal.pid !== process.pid && (await isProcessAlive(journal.pid, undefined))) {
-    const holder = await readLockHolder(journal.volumes.base.identity);
-    if (holder && holder.pid === journal.pid) return true;
-  }
-  return false;
-}
-
-/** What one probe decided: the job's state, and the job to hand to options.resume once the store is closed. */
-interface Decision {
-  outcome: RecoveredJob;
-  resumable?: ResumableJob;
-}
-
-/** Probes one running job's volumes (stat or lvs, then qemu-img info), held through options.holdVolumes, and decides what becomes of it. */
-async function recoverOne(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<Decision | undefined> {
-  if (await runByAnother(journal)) {
-    log.info(`recovery: job ${journal.jobId} is being run by pid ${journal.pid}; left alone`);
-    return undefined;
-  }
-  if (journal.kind === 'live') {
-    // The block job goes on inside the VM: re-attach through its monitor (the job's request keeps the socket), or leave it to an operator.
-    const silence = await liveMonitorSilence(journal);
-    if (silence !== undefined) return { outcome: { jobId: journal.jobId, state: 'needs-attention', ...describe(journal), error: { code: 'mid-merge', message: liveAdvice(journal, silence) } } };
-    return { outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) }, resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) } };
-  }
-  const release = options.holdVolumes ? await options.holdVolumes(journal) : undefined;
-  try {
-    return await probeAndDecide(store, key, journal);
-  } finally {
-    await release?.();
-  }
-}
-
-async function probeAndDecide(store: JobStore, key: string, journal: Journal): Promise<Decision> {
-  const topMayBeGone = topRemovalStarted(journal);
-  const probe = await probeVolumes(journal.volumes, { topMayBeGone });
-  if (probe.state === 'unknown') {
-    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: 'lvm-failed', message: `cannot tell whether the volumes are there: ${probe.reason}; retrying later` } } };
-  }
-  if (probe.state === 'gone' && probe.role) {
-    const error = volumeDeletedError(probe.role, journal.volumes[probe.role].path, probe.reason, journal.jobId);
-    await new JournalWriter(store, journal, key).update((j) => {
-      j.state = 'failed';
-      j.error = { code: error.code, message: error.message };
-    });
-    return { outcome: { jobId: journal.jobId, state: 'failed', ...describe(journal), error: { code: error.code, message: error.message } } };
-  }
-  try {
-    // The volumes are there; qemu-img must also be able to open the chain (a qemu-img left running by the crashed process holds its locks).
-    // Once the job's own remove-top step has started, only base is left to open.
-    if (topMayBeGone) await readInfo(journal.volumes.base.path, { format: journal.plan.baseFormat ?? 'qcow2' });
-    else await readChain(journal.volumes.top.path);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: error instanceof VolmergeError ? error.code : 'qemu-failed', message: `${reason}; retrying later` } } };
-  }
-  return {
-    outcome: { jobId: journal.jobId, state: 'resuming', ...describe(journal) },
-    resumable: { jobId: journal.jobId, request: requestOf(journal), fromStep: nextStep(journal) },
-  };
-}
-
-/** Probes a job, and calls it waiting when the probe itself failed. */
-async function decideOrWait(store: JobStore, key: string, journal: Journal, options: RecoveryOptions): Promise<Decision | undefined> {
-  try {
-    return await recoverOne(store, key, journal, options);
-  } catch (error) {
-    const wrapped = asVolmergeError(error);
-    return { outcome: { jobId: journal.jobId, state: 'waiting', ...describe(journal), error: { code: wrapped.code, message: wrapped.message } } };
-  }
-}
+export { requestOf, type RecoveredJob, type RecoveryOptions, type ResumableJob } from './recovery-decide.js';
 
 /** The journals of a store that this host can take; a job LV that another host holds is that host's job, left to it. */
 async function takeableJournals(store: JobStore): Promise<StoredJournal[]> {
@@ -176,36 +44,88 @@ function opener(where: RecoverySource): () => JobStore {
 function report(decision: Decision, options: RecoveryOptions): void {
   if (decision.resumable) options.resume(decision.resumable);
   const { outcome } = decision;
-  log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}`);
+  log.info(`recovery: job ${outcome.jobId}: ${outcome.state}${outcome.error ? ` (${outcome.error.message})` : ''}${outcome.note ? ` (${outcome.note})` : ''}`);
   options.onUpdate?.(outcome);
 }
 
-/** Probes a waiting job again after the delay, through a store opened for that probe alone, until it can be resumed or has ended. */
-function retryLater(open: () => JobStore, key: string, options: RecoveryOptions): void {
+/** A job that waits: its key, its journal as last read, base's generation while that journal was there, whether a probe found it gone. */
+interface Waiting {
+  key: string;
+  last: Journal;
+  generation?: number;
+  seenGone?: boolean;
+}
+
+function waitingOn(waiting: Waiting, error: VolmergeError, why: string): Decision {
+  return { outcome: { jobId: waiting.last.jobId, state: 'waiting', ...describe(waiting.last), error: { code: error.code, message: `${why}: ${error.message}; retrying later` } } };
+}
+
+/**
+ * Probes a waiting job again through a store opened for that probe: its journal vanished (a successful listing of the
+ * store lacks it), ended by another run, unreadable, held by another host (which runs it now: it waits), or there and
+ * running (probed as in the first pass).
+ */
+async function probeAgain(store: JobStore, waiting: Waiting, options: RecoveryOptions): Promise<Decision> {
+  const where = store.locationOf(waiting.key);
+  let keys: string[];
+  try {
+    keys = await store.keys();
+  } catch (error) {
+    return waitingOn(waiting, asVolmergeError(error), `${store.describe()} cannot be listed`);
+  }
+  let entry: StoredJournal | undefined;
+  if (keys.includes(waiting.key)) {
+    try {
+      entry = await store.read(waiting.key);
+    } catch (error) {
+      return waitingOn(waiting, asVolmergeError(error), `${where} cannot be read now`);
+    }
+  }
+  if (!entry) return vanished(waiting, where);
+  if ('error' in entry) {
+    if (entry.error.code !== 'needs-attention') return waitingOn(waiting, entry.error, `${where} cannot be read now`);
+    return { outcome: { jobId: waiting.last.jobId, state: 'needs-attention', ...describe(waiting.last), error: { code: 'needs-attention', message: entry.error.message } } };
+  }
+  waiting.last = entry.journal;
+  if (entry.journal.state !== 'running') return { outcome: endedElsewhereOutcome(entry.journal, where) };
+  const decision = await decideOrWait(store, waiting.key, entry.journal, options);
+  if (decision?.outcome.state === 'waiting') waiting.generation ??= await generationWhileUnfinished(entry.journal);
+  return decision ?? { outcome: { jobId: entry.journal.jobId, state: 'waiting', ...describe(entry.journal), error: { code: 'busy', message: `job ${entry.journal.jobId} is being run by pid ${entry.journal.pid} on this host; retrying later` } } };
+}
+
+/**
+ * The end of a job whose journal is gone. An agent that finished the merge elsewhere removes the journal a moment
+ * before it moves base's generation: a job that nothing shows finished is confirmed gone at the next probe before it fails.
+ */
+async function vanished(waiting: Waiting, where: string): Promise<Decision> {
+  const outcome = await vanishedOutcome(waiting.last, where, waiting.generation);
+  if (outcome.state !== 'failed' || waiting.seenGone) return { outcome };
+  waiting.seenGone = true;
+  return { outcome: { ...outcome, state: 'waiting', error: { code: 'job-gone', message: `${where} is gone; whether another run finished the merge is checked once more at the next probe` } } };
+}
+
+/** Probes a waiting job again after the delay, through a store opened for that probe alone, until it has been resumed or has ended. */
+function retryLater(open: () => JobStore, waiting: Waiting, options: RecoveryOptions): void {
   const delay = options.retryDelayMs ?? 30_000;
+  const cancel = (): void => clearTimeout(timer);
   const timer = setTimeout(() => {
+    options.signal?.removeEventListener('abort', cancel);
     void (async () => {
       if (options.signal?.aborted) return;
       const store = open();
-      let decision: Decision | undefined;
+      let decision: Decision;
       try {
-        const entry = await store.read(key).catch((error: unknown) => ({ key, where: key, error: asVolmergeError(error) }));
-        if (!entry || 'error' in entry) {
-          log.info(`recovery: ${store.locationOf(key)} no longer holds a readable journal${entry ? ` (${entry.error.message})` : ''}; stopped retrying`);
-          return;
-        }
-        if (entry.journal.state !== 'running') return;
-        decision = await decideOrWait(store, key, entry.journal, options);
+        decision = await probeAgain(store, waiting, options).catch((error: unknown) => waitingOn(waiting, asVolmergeError(error), 'probe failed'));
       } finally {
         await store.close();
       }
-      if (!decision || options.signal?.aborted) return;
+      if (options.signal?.aborted) return;
       report(decision, options);
-      if (decision.outcome.state === 'waiting') retryLater(open, key, options);
+      if (decision.outcome.state === 'waiting') retryLater(open, waiting, options);
     })();
   }, delay);
   timer.unref();
-  options.signal?.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  options.signal?.addEventListener('abort', cancel, { once: true });
 }
 
 /**
@@ -218,22 +138,25 @@ function retryLater(open: () => JobStore, key: string, options: RecoveryOptions)
 export async function recoverJobs(where: RecoverySource, options: RecoveryOptions): Promise<RecoveredJob[]> {
   const open = opener(where);
   const store = open();
-  const decisions: { key: string; decision: Decision }[] = [];
+  const decisions: { decision: Decision; waiting?: Waiting }[] = [];
   try {
     for (const entry of await takeableJournals(store)) {
       if ('error' in entry) {
-        decisions.push({ key: entry.key, decision: { outcome: { jobId: entry.key, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } } } });
+        decisions.push({ decision: { outcome: { jobId: entry.key, state: 'needs-attention', error: { code: 'needs-attention', message: entry.error.message } } } });
       } else if (entry.journal.state === 'running') {
         const decision = await decideOrWait(store, entry.key, entry.journal, options);
-        if (decision) decisions.push({ key: entry.key, decision });
+        if (!decision) continue;
+        // Read while this store holds the journal (a shared VG's job LV is held here): no run can finish the merge meanwhile.
+        const waiting = decision.outcome.state === 'waiting' ? { key: entry.key, last: entry.journal, generation: await generationWhileUnfinished(entry.journal) } : undefined;
+        decisions.push({ decision, ...(waiting ? { waiting } : {}) });
       }
     }
   } finally {
     await store.close();
   }
-  for (const { key, decision } of decisions) {
+  for (const { decision, waiting } of decisions) {
     report(decision, options);
-    if (decision.outcome.state === 'waiting') retryLater(open, key, options);
+    if (waiting) retryLater(open, waiting, options);
   }
   return decisions.map((d) => d.decision.outcome);
 }

@@ -12,6 +12,8 @@ import { replanSizes } from '../merge/replan.js';
 import { COLD_MERGE_SHAPE, topRemovalStarted } from '../steps/cold-merge.js';
 import { repairBitmaps } from '../steps/repair.js';
 import { markHolderFor, setMark } from '../storage/marks.js';
+import { compareVolumes } from '../storage/same-volume.js';
+import { currentVolumeOf } from '../storage/stale-mark.js';
 import { resolveVolume, type Volume } from '../storage/volume.js';
 import { executeJob } from './execute-job.js';
 import { recordFailure } from './failure.js';
@@ -20,23 +22,26 @@ import type { MergeJobRequest, MergeOutcome } from './job-request.js';
 import { nextStep, resumePoint, takeOver, type UnfinishedJob } from './unfinished.js';
 
 /**
- * Sizes base again from what is there now before a resumed run goes on: after a commit that ran out of space (or a
- * plan too small for another reason) the base LV is extended again, its extend step run once more, before the commit.
+ * Sizes base again from what is there now before a resumed run goes on: after a commit that ran out of space, or one
+ * killed with clusters in flight (leaked: counted, but never reused), the base LV is extended again, its extend step
+ * run once more, before anything writes base again; leaks found now are given back by the leaks step once more.
  */
 async function resizeForResume(writer: JournalWriter, inspection: Inspection): Promise<void> {
   const { journal } = writer;
   const afterNoSpace = journal.steps.commit?.error?.code === 'no-space';
-  const plan = await replanSizes(inspection, journal.plan, journal.request.leafRoom, afterNoSpace);
+  const plan = await replanSizes(inspection, journal.plan, { leafRoom: journal.request.leafRoom, afterNoSpace, baseHoldsPartOfTop: journal.request.baseHoldsPartOfTop });
   if (plan.neededSize !== journal.plan.neededSize) log.info(`base ${inspection.base.path}: sized again for the resumed merge: ${journal.plan.neededSize} -> ${plan.neededSize} bytes`);
   await writer.update((j) => {
     j.plan = plan;
-    if (plan.extendTo !== null && j.steps.commit?.status !== 'done') delete j.steps.extend;
+    if (plan.extendTo !== null) delete j.steps.extend;
+    if (plan.leaks && (plan.leaks.base > 0 || plan.leaks.top > 0)) delete j.steps.leaks;
   });
 }
 
 /** Refuses a run whose top is not the top of the unfinished merge. */
 export function assertSameTop(request: MergeJobRequest, earlier: UnfinishedJob['journal'], top: Volume | undefined): void {
-  if (top && top.identity !== earlier.volumes.top.identity) {
+  const recorded = { identity: earlier.volumes.top.identity, realPath: earlier.volumes.top.realPath, recordedAt: earlier.createdAt };
+  if (top && compareVolumes(recorded, currentVolumeOf(top)).verdict === 'other') {
     throw new VolmergeError(
       'mid-merge',
       `base ${request.base} is mid-merge of top ${earlier.request.top} (job ${earlier.jobId}), not of ${request.top}; ` +
@@ -71,12 +76,14 @@ export async function resume(request: MergeJobRequest, store: JobStore, unfinish
         j.steps = {};
       });
       await deleteBitmapBackup(dir);
-      return await runFresh(request, store, undefined, writer, resumed);
+      // A merge that began as the cold end of a vm-gone live job keeps sizing base for what that job's commit left.
+      const again = earlier.request.baseHoldsPartOfTop ? { ...request, baseHoldsPartOfTop: true } : request;
+      return await runFresh(again, store, undefined, writer, resumed);
     }
     inspection = await inspectChain(request.top, request.base);
     // Base keeps its mark under the new job's id, unless the earlier run had already taken it off (verify passed).
     if (writer.journal.jobId !== earlier.jobId && writer.journal.steps.unmark?.status !== 'done') {
-      await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir);
+      await setMark(markHolderFor(inspection.base, request.stateDir), writer.journal.jobId, request.stateDir, inspection.base.identity);
     }
     if (writer.journal.steps.verify?.status !== 'done') await resizeForResume(writer, inspection);
   } catch (thrown) {

@@ -1,7 +1,10 @@
 // A chain whose base is an LV of a shared VG (lvmlockd): found from the paths alone (the LVs may be inactive on this
 // host), held by activating its volumes exclusively here for the length of a job, and put back as it was afterwards.
+import { hostname } from 'node:os';
+import { ChainActivation } from '../engine/activation-record.js';
 import { asVolmergeError } from '../errors.js';
 import { log } from '../log.js';
+import { bootId } from '../os/proc.js';
 import { activateExclusively, readVgLocking, restoreActivation, type LocalActivation } from '../storage/shared-vg.js';
 import { lvNamesOfDevPath } from '../storage/volume.js';
 import type { JobStore } from '../engine/store.js';
@@ -53,19 +56,21 @@ export async function sharedChainOf(top: string, base: string, child?: string): 
 }
 
 /** An LV that a job activated, and how it was before. */
-interface Held extends LvName {
+export interface Held extends LvName {
   before: LocalActivation;
 }
 
-/** Puts back what was activated, last first; failures are logged (the merge's outcome stands). */
-async function putBack(held: Held[]): Promise<void> {
+/** Puts back what was activated, last first, as it was before the job (see ChainActivation.toLeave); failures are logged (the merge's outcome stands). */
+export async function putBackChain(held: readonly Held[], chain: ChainActivation | undefined): Promise<void> {
   for (const volume of [...held].reverse()) {
+    const { state, why } = chain ? chain.toLeave(volume) : { state: volume.before };
     try {
-      await restoreActivation(volume.vg, volume.lv, volume.before);
+      await restoreActivation(volume.vg, volume.lv, state);
+      if (why) log.info(`${volume.vg}/${volume.lv}: put back ${state === 'inactive' ? 'to inactive' : 'to a shared lock'}: ${why}`);
     } catch (error) {
       // The job itself may have removed it (remove-top).
       if (asVolmergeError(error).code === 'lv-missing') continue;
-      log.warn(`${volume.vg}/${volume.lv}: could not be put back ${volume.before === 'inactive' ? 'to inactive' : 'to a shared lock'}: ${(error as Error).message}`);
+      log.warn(`${volume.vg}/${volume.lv}: could not be put back ${state === 'inactive' ? 'to inactive' : 'to a shared lock'}: ${(error as Error).message}`);
     }
   }
 }
@@ -73,19 +78,24 @@ async function putBack(held: Held[]): Promise<void> {
 /**
  * Runs body with base and top activated exclusively on this host and the job state in the shared VG's job LVs; a
  * volume held by another host refuses the job at once ('locked-by-other-host') with nothing changed. Afterwards every
- * volume is put back as it was (deactivated, or to its shared lock), and the job LVs too.
+ * volume is put back as it was before the job (deactivated, or to its shared lock): as the job's journal recorded it on
+ * this boot when this run found it active exclusively (a killed run of the job left it so), as found otherwise; the
+ * job LVs too.
  */
 export async function withSharedChain<T>(chain: SharedChain, stateDir: string, body: (store: JobStore) => Promise<T>): Promise<T> {
   const held: Held[] = [];
   const store = new SharedVgJobStore(chain.vg, chain.base.lv, stateDir);
+  let activation: ChainActivation | undefined;
   try {
     for (const [role, volume] of [['base', chain.base], ['top', chain.top], ['child', chain.child]] as const) {
       if (!volume || held.some((h) => h.vg === volume.vg && h.lv === volume.lv)) continue;
       held.push({ ...volume, before: await activateExclusively(volume.vg, volume.lv, role) });
     }
+    activation = new ChainActivation(held, { bootId: await bootId(), host: hostname() });
+    store.holdsChain(activation);
     return await body(store);
   } finally {
     await store.close();
-    await putBack(held);
+    await putBackChain(held, activation);
   }
 }

@@ -3,6 +3,7 @@
 import type { Journal } from '../engine/journal.js';
 import type { MidMergeMark } from '../storage/marks.js';
 import { shapeOfJournal } from '../steps/shapes.js';
+import type { StaleJob } from './stale.js';
 import { nextStep } from './unfinished.js';
 
 /** The status of a chain as `volmerge status --json` prints it (schemas/status.schema.json). */
@@ -10,13 +11,17 @@ export interface ChainStatus {
   base: string;
   identity: string;
   state: 'idle' | 'merging' | 'unfinished' | 'needs-attention';
-  mark: MidMergeMark | null;
+  /** base's mark; stale (with why) when it was left by a volume that is gone and marks nothing now. */
+  mark: (MidMergeMark & { stale?: string }) | null;
   lock: { pid: number; jobId: string; since: string } | null;
   job: {
     jobId: string;
-    /** cold (qemu-img) or live (a VM's block-commit, through qmp). */
-    kind: 'cold' | 'live';
+    /** cold (qemu-img), live (a VM's block-commit, through qmp) or libvirt (a domain's block commit, through libvirt). */
+    kind: 'cold' | 'live' | 'libvirt';
     qmp?: string;
+    /** The libvirt domain (its UUID) and connection URI of a libvirt job. */
+    domain?: string;
+    connect?: string;
     state: Journal['state'];
     top: string;
     base: string;
@@ -27,13 +32,15 @@ export interface ChainStatus {
   } | null;
   problem: string | null;
   advice: string;
+  /** Journals that named base's path or its device and inode but whose base is gone or is another volume now: they never act. */
+  stale: StaleJob[];
 }
 
 /** What the status is decided from. */
 export interface StatusFacts {
   base: string;
   identity: string;
-  mark: MidMergeMark | null;
+  mark: (MidMergeMark & { stale?: string }) | null;
   lock: ChainStatus['lock'];
   /** The chain's unfinished journal, when the store can read it. */
   journal: Journal | null;
@@ -49,6 +56,8 @@ export interface StatusFacts {
   markProblem?: string;
   /** A chain on a shared VG: any host of the cluster can finish it. */
   shared: boolean;
+  /** Stale journals that concern base. */
+  stale: StaleJob[];
 }
 
 /** A journal as status shows it. */
@@ -57,6 +66,8 @@ function jobSummary(journal: Journal): NonNullable<ChainStatus['job']> {
     jobId: journal.jobId,
     kind: journal.kind ?? 'cold',
     ...(journal.request.qmp ? { qmp: journal.request.qmp } : {}),
+    ...(journal.libvirt ? { domain: journal.libvirt.domain.uuid } : {}),
+    ...(journal.request.connect ? { connect: journal.request.connect } : {}),
     state: journal.state,
     top: journal.request.top,
     base: journal.request.base,
@@ -73,10 +84,10 @@ const FINISH_ANYWHERE =
 
 /** The one decision: a lock held means merging; then anything unreadable; then an unfinished job; then a mark no job explains. */
 export function decideStatus(facts: StatusFacts): ChainStatus {
-  const status: ChainStatus = { base: facts.base, identity: facts.identity, state: 'idle', mark: facts.mark, lock: facts.lock, job: null, problem: null, advice: '' };
+  const status: ChainStatus = { base: facts.base, identity: facts.identity, state: 'idle', mark: facts.mark, lock: facts.lock, job: null, problem: null, advice: '', stale: facts.stale };
   if (facts.journal) status.job = jobSummary(facts.journal);
   const problems = [...facts.problems];
-  if (facts.mark && !facts.journal && facts.unreadJobs.length === 0) {
+  if (facts.mark && facts.mark.stale === undefined && !facts.journal && facts.unreadJobs.length === 0) {
     const elsewhere = facts.markStateDir ? ` (its journal may be in ${facts.markStateDir})` : '';
     problems.push(facts.markProblem ?? `base is marked mid-merge by job ${facts.mark.jobId} but ${facts.storeDescription} holds no unfinished journal of it${elsewhere}`);
   }
@@ -91,13 +102,20 @@ export function decideStatus(facts: StatusFacts): ChainStatus {
     status.advice = `base may hold part of a merge: see ${guide} in the README before using or merging it`;
   } else if (status.job) {
     status.state = 'unfinished';
-    const live = status.job.qmp ? ` --qmp ${status.job.qmp}` : '';
+    const live = status.job.qmp
+      ? ` --qmp ${status.job.qmp}`
+      : status.job.domain
+        ? ` --domain ${status.job.domain}${status.job.connect ? ` --connect '${status.job.connect}'` : ''}`
+        : '';
     status.advice = `run volmerge merge --top ${status.job.top} --base ${facts.base}${live} to finish it from step ${status.job.nextStep}`;
   } else if (facts.unreadJobs.length > 0) {
     status.state = 'unfinished';
     status.advice = `job LV ${facts.unreadJobs.join(', ')} holds the journal of a merge that has not ended (it may be running on another host); ${FINISH_ANYWHERE}`;
   } else {
     status.advice = facts.shared ? 'no merge of this chain is running here or unfinished in the shared VG' : 'no merge of this chain is running or unfinished';
+  }
+  if (facts.stale.length > 0 && status.state !== 'merging') {
+    status.advice += `; ${facts.stale.length === 1 ? 'a stale journal is' : `${facts.stale.length} stale journals are`} left (never used): clear with ${facts.stale.map((s) => s.clear).join(', ')}`;
   }
   return status;
 }

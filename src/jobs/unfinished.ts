@@ -3,7 +3,10 @@ import { JournalWriter } from '../engine/journal-writer.js';
 import { firstUnfinishedStep, isUnfinished, now, type Journal } from '../engine/journal.js';
 import type { JobStore } from '../engine/store.js';
 import { VolmergeError } from '../errors.js';
+import { log } from '../log.js';
 import { shapeOfJournal } from '../steps/shapes.js';
+import type { Volume } from '../storage/volume.js';
+import { concernsBase, journalBaseSameness, probeJournalBase, staleJob, staleText, type StaleJob } from './stale.js';
 
 /** An unfinished journal and the key it is under. */
 export interface UnfinishedJob {
@@ -11,13 +14,48 @@ export interface UnfinishedJob {
   journal: Journal;
 }
 
-/** The unfinished job whose base has this identity, or undefined; two of them is an error that needs a person. */
-export async function findUnfinishedJob(store: JobStore, baseIdentity: string): Promise<UnfinishedJob | undefined> {
-  const found: UnfinishedJob[] = [];
+/** What a store holds of one base: its unfinished journals (one, normally) and the stale ones that named its path or its device and inode. */
+export interface JournalsOfBase {
+  unfinished: UnfinishedJob[];
+  stale: StaleJob[];
+}
+
+/**
+ * Sorts the unfinished journals of a store for a base: those whose base is this volume (by identity, see
+ * same-volume.ts), and those that concern it (its path, its device and inode) but are stale. A weak record of the
+ * same inode at another path is looked at where it was made: still there, it is this volume under another name.
+ */
+export async function journalsOfBase(store: JobStore, base: Volume): Promise<JournalsOfBase> {
+  const sorted: JournalsOfBase = { unfinished: [], stale: [] };
   for (const entry of await store.list()) {
-    if ('journal' in entry && entry.journal.volumes.base.identity === baseIdentity && isUnfinished(entry.journal, shapeOfJournal(entry.journal))) {
-      found.push({ key: entry.key, journal: entry.journal });
+    if (!('journal' in entry) || !isUnfinished(entry.journal, shapeOfJournal(entry.journal))) continue;
+    const { journal } = entry;
+    const sameness = journalBaseSameness(journal, base);
+    if (sameness.verdict === 'same') {
+      if (sameness.note) log.info(`job ${journal.jobId}: base ${base.path}: ${sameness.note}`);
+      sorted.unfinished.push({ key: entry.key, journal });
+      continue;
     }
+    if (!concernsBase(journal, base)) continue;
+    const probe = await probeJournalBase(journal);
+    if (probe.state === 'gone') sorted.stale.push(staleJob(store, entry.key, journal, staleText(journal, probe)));
+    else if (sameness.verdict === 'unsure' && probe.state === 'present') sorted.unfinished.push({ key: entry.key, journal });
+    else if (sameness.verdict === 'unsure' && probe.state === 'unknown') {
+      throw new VolmergeError(
+        'needs-attention',
+        `base ${base.path}: job ${journal.jobId} (${store.locationOf(entry.key)}) names ${journal.volumes.base.path}, which cannot be looked at (${probe.reason}) ` +
+          `nor told apart from this base (${sameness.reason}); try again once it can be read`,
+      );
+    }
+  }
+  return sorted;
+}
+
+/** The unfinished job whose base is this volume, or undefined; stale journals of its path or inode are named (never used); two unfinished is an error that needs a person. */
+export async function findUnfinishedJob(store: JobStore, base: Volume): Promise<UnfinishedJob | undefined> {
+  const { unfinished: found, stale } = await journalsOfBase(store, base);
+  for (const job of stale) {
+    log.warn(`base ${base.path}: job ${job.jobId} (${job.where}) is stale and was not used: ${job.reason}; clear it: ${job.clear}`);
   }
   if (found.length > 1) {
     throw new VolmergeError(

@@ -19,6 +19,11 @@ export interface LiveBitmapPlan {
   merge: string[];
   /** Disabled top bitmaps: neither carried nor failed on. */
   skipped: string[];
+  /**
+   * Inconsistent bitmaps (in top, or in base under a name top has) removed from top and base before anything else, as
+   * --drop-inconsistent asks; absent unless asked (and in journals made before it existed).
+   */
+  drop?: string[];
 }
 
 /** The persistent bitmaps in the cold merge's terms: 'auto' when recording, 'in-use' when inconsistent. */
@@ -37,8 +42,24 @@ function named(bitmaps: readonly LiveBitmap[], test: (bitmap: LiveBitmap) => boo
   return bitmaps.filter((bitmap) => bitmap.persistent && test(bitmap)).map((bitmap) => bitmap.name);
 }
 
-/** The plan; throws 'bitmap-in-use' for an inconsistent bitmap and 'busy' for one in use by another job. */
-export function planLiveBitmaps(chain: LiveChain): LiveBitmapPlan {
+/** The names of the inconsistent bitmaps that a live merge drops: top's, and base's under a name top has. Sorted. */
+function inconsistentInVm(chain: LiveChain): string[] {
+  const topNames = new Set(named(chain.top.bitmaps, () => true));
+  const names = [...named(chain.top.bitmaps, (b) => b.inconsistent === true), ...named(chain.base.bitmaps, (b) => b.inconsistent === true && topNames.has(b.name))];
+  return [...new Set(names)].sort();
+}
+
+/**
+ * The plan; throws 'bitmap-in-use' for an inconsistent bitmap (unless dropInconsistent: then its name is dropped from
+ * top and base, and the rest planned without it) and 'busy' for one in use by another job.
+ */
+export function planLiveBitmaps(chain: LiveChain, options: { dropInconsistent?: boolean } = {}): LiveBitmapPlan {
+  if (options.dropInconsistent) {
+    const drop = inconsistentInVm(chain);
+    const gone = (bitmaps: readonly LiveBitmap[]): LiveBitmap[] => bitmaps.filter((b) => !drop.includes(b.name));
+    const rest = planLiveBitmaps({ ...chain, top: { ...chain.top, bitmaps: gone(chain.top.bitmaps) }, base: { ...chain.base, bitmaps: gone(chain.base.bitmaps) } });
+    return drop.length > 0 ? { ...rest, drop } : rest;
+  }
   const { top, base } = chain;
   const topNames = new Set(named(top.bitmaps, () => true));
   const broken = [
@@ -49,7 +70,8 @@ export function planLiveBitmaps(chain: LiveChain): LiveBitmapPlan {
     throw new VolmergeError(
       'bitmap-in-use',
       `bitmap ${broken.join(', ')} is inconsistent (qemu found it in-use when it opened the image); ` +
-        'remove it with QMP block-dirty-bitmap-remove, or stop the VM and merge cold, and take a full backup afterwards',
+        'merge with --drop-inconsistent (the agent: drop_inconsistent) to remove it from top and base and merge the rest, ' +
+        'or remove it with QMP block-dirty-bitmap-remove; take a full backup afterwards',
     );
   }
   const busy = [...named(top.bitmaps, (b) => b.busy), ...named(base.bitmaps, (b) => b.busy && topNames.has(b.name))];

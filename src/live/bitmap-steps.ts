@@ -5,7 +5,7 @@ import type { QmpClient } from '../qemu/qmp-client.js';
 import type { LiveBitmapPlan } from './bitmap-plan.js';
 import type { LiveChain } from './chain.js';
 import { queryNodes, type LiveBitmap, type NamedNode } from './queries.js';
-import { reopenBase } from './reopen.js';
+import { reopenBase, reopenVolume } from './reopen.js';
 
 /** One action of a QMP transaction. */
 export interface TransactionAction {
@@ -49,6 +49,26 @@ export async function enableAgain(client: QmpClient, chain: LiveChain, names: re
   if (base.ro) await reopenBase(client, chain, false);
   await runTransaction(client, actions);
   if (base.ro) await reopenBase(client, chain, true);
+}
+
+/**
+ * Removes the inconsistent bitmaps that the plan drops (--drop-inconsistent) from top and base; a read-only node is
+ * reopened read-write for it and read-only again, which stores its bitmap directory without them. A bitmap already
+ * gone counts as removed. Returns the names removed.
+ */
+export async function dropInconsistentBitmaps(client: QmpClient, chain: LiveChain, plan: LiveBitmapPlan): Promise<string[]> {
+  const removed: string[] = [];
+  for (const which of ['top', 'base'] as const) {
+    const volume = chain[which];
+    const node = await readNode(client, volume.format, volume.path);
+    const present = (plan.drop ?? []).filter((name) => (node['dirty-bitmaps'] ?? []).some((b) => b.name === name));
+    if (present.length === 0) continue;
+    if (node.ro) await reopenVolume(client, chain, which, false);
+    await runTransaction(client, present.map((name) => ({ type: 'block-dirty-bitmap-remove', data: { node: volume.format, name } })));
+    if (node.ro) await reopenVolume(client, chain, which, true);
+    removed.push(...present.map((name) => `${name} in ${which}`));
+  }
+  return removed;
 }
 
 /**

@@ -38,7 +38,8 @@ export function refuseColdOnlyOptions(request: MergeRequest): void {
 
 /** The bitmap decision in the cold plan's terms (what the journal and --json show). */
 function asDecision(bitmaps: LiveBitmapPlan): BitmapDecision {
-  return { prune: bitmaps.prune, add: bitmaps.add, merge: bitmaps.merge, enable: [], skipped: bitmaps.skipped };
+  const inconsistent = bitmaps.drop?.length ? { inconsistent: bitmaps.drop } : {};
+  return { prune: bitmaps.prune, add: bitmaps.add, merge: bitmaps.merge, enable: [], skipped: bitmaps.skipped, ...inconsistent };
 }
 
 /** Plans the live merge of request.top into request.base in the VM behind client; throws the refusal that names the volume. */
@@ -48,7 +49,7 @@ export async function planLiveMerge(client: QmpClient, request: MergeRequest, vo
   // The headers are read before any qemu-img opens the images, as for a cold merge; then the VM's own view.
   const guarded = await guardResolved(top, base);
   const chain = await findLiveChain(client, { top: request.top, base: request.base });
-  const bitmaps = planLiveBitmaps(chain);
+  const bitmaps = planLiveBitmaps(chain, { dropInconsistent: request.dropInconsistent === true });
   const read = { forceShare: true };
   const [inspection, sizes] = await both(inspectGuarded(guarded, read), measureBase(guarded, read));
   const leafRoom = Math.max(request.leafRoom ?? 0, base.kind === 'lv' ? LIVE_ROOM_BYTES : 0);

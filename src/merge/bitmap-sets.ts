@@ -16,6 +16,12 @@ export interface BitmapDecision {
   skipped: string[];
   /** Top bitmaps that base will not have, as the caller asked (--drop-bitmaps); absent in plans made before it existed. */
   drop?: string[];
+  /**
+   * Bitmaps found in-use (inconsistent, e.g. after a VM crash) in top, or in base under a name top has, that the caller
+   * asked to drop (--drop-inconsistent): removed from top and base, neither merged nor kept; their next backup must be
+   * a full one. Absent unless asked.
+   */
+  inconsistent?: string[];
 }
 
 /** How the bitmaps are to be decided. */
@@ -26,7 +32,12 @@ export interface BitmapOptions {
   whyNoBitmaps?: string;
   /** Do not carry top's bitmaps that base lacks (vdsm's merge_bitmaps=false); the ones base has are still merged. */
   dropBitmaps: boolean;
+  /** Drop the bitmaps found in-use (inconsistent) instead of refusing the merge (--drop-inconsistent, drop_inconsistent). */
+  dropInconsistent?: boolean;
 }
+
+/** How a refusal of an in-use bitmap names the way out. */
+const DROP_HINT = 'merge with --drop-inconsistent (the agent: drop_inconsistent) to remove it from top and base and merge the rest';
 
 function refuseInUse(top: BitmapInfo[], base: BitmapInfo[], topName: string, baseName: string): void {
   const topInUse = top.filter(isInUse).map((b) => b.name);
@@ -34,7 +45,7 @@ function refuseInUse(top: BitmapInfo[], base: BitmapInfo[], topName: string, bas
     throw new VolmergeError(
       'bitmap-in-use',
       `top ${topName}: bitmap ${topInUse.join(', ')} is in-use (inconsistent, e.g. after a crash); ` +
-        'remove it (qemu-img bitmap --remove) or repair it before merging, and take a full backup afterwards',
+        `${DROP_HINT}, or remove it (qemu-img bitmap --remove) or repair it before merging; take a full backup afterwards`,
     );
   }
   const topNames = new Set(top.map((b) => b.name));
@@ -43,9 +54,19 @@ function refuseInUse(top: BitmapInfo[], base: BitmapInfo[], topName: string, bas
     throw new VolmergeError(
       'bitmap-in-use',
       `base ${baseName}: bitmap ${baseInUseShared.join(', ')} is in-use (inconsistent) and top has a bitmap of the same name; ` +
-        'remove it from base (qemu-img bitmap --remove) before merging',
+        `${DROP_HINT}, or remove it from base (qemu-img bitmap --remove) before merging`,
     );
   }
+}
+
+/**
+ * The names that --drop-inconsistent drops: top's in-use bitmaps, and base's in-use ones under a name top has (base's
+ * other in-use bitmaps are stale and pruned anyway). Sorted.
+ */
+export function inconsistentNames(top: readonly BitmapInfo[], base: readonly BitmapInfo[]): string[] {
+  const topNames = new Set(top.map((b) => b.name));
+  const names = [...top.filter(isInUse), ...base.filter((b) => isInUse(b) && topNames.has(b.name))].map((b) => b.name);
+  return [...new Set(names)].sort();
 }
 
 /** Computes the bitmap decision; throws 'bitmap-in-use' for an inconsistent bitmap the merge would rely on. */
@@ -56,6 +77,19 @@ export function decideBitmaps(
   baseName: string,
   options: BitmapOptions = { baseHoldsBitmaps: true, dropBitmaps: false },
 ): BitmapDecision {
+  if (options.dropInconsistent) {
+    // The dropped names leave both images first (the drop step); the rest is decided as if they had never been there.
+    const inconsistent = inconsistentNames(top, base);
+    const gone = new Set(inconsistent);
+    const rest = decideBitmaps(
+      top.filter((b) => !gone.has(b.name)),
+      base.filter((b) => !gone.has(b.name)),
+      topName,
+      baseName,
+      { ...options, dropInconsistent: false },
+    );
+    return inconsistent.length > 0 ? { ...rest, inconsistent } : rest;
+  }
   const baseByName = new Map(base.map((b) => [b.name, b]));
   // Dropping: only top's bitmaps that base has as well (and consistent) are merged; the others may be broken, they go.
   const kept = options.dropBitmaps ? top.filter((b) => baseByName.has(b.name) && options.baseHoldsBitmaps) : top;

@@ -1,38 +1,63 @@
-// The two readings that size a qcow2 base: qemu-img measure of top over base in base's own layout, and where base's
-// image ends now. A raw base needs neither (it holds the whole virtual disk).
+// The readings that size a qcow2 base: qemu-img measure of top over base in base's own layout, where base's image ends
+// now and, for a cold merge, the clusters base and top have leaked. A raw base needs none of them (it holds the whole
+// virtual disk).
 import { both } from '../both.js';
 import { VolmergeError } from '../errors.js';
 import { checkImage, measureSubchain, type ReadOptions } from '../qemu/queries.js';
-import type { MeasureInfo } from '../qemu/types.js';
-import type { GuardedChain } from './inspect.js';
+import type { CheckInfo, MeasureInfo } from '../qemu/types.js';
+import type { GuardedChain, Inspection } from './inspect.js';
 import { measureOptions, roundUp } from './sizes.js';
+
+/** Clusters counted in an image's refcounts that nothing points at (what a killed qemu writer leaves), by volume. */
+export interface LeakedClusters {
+  base: number;
+  top: number;
+}
 
 /** What sizing a qcow2 base reads; empty for a raw base. */
 export interface BaseMeasure {
   measure?: MeasureInfo;
   baseEnd?: number;
+  /** Counted when asked (a cold merge, which gives them back): see LeakedClusters. */
+  leaks?: LeakedClusters;
 }
 
 /**
  * Where a qcow2 base ends now: a file's length rounded up to whole clusters (its last cluster may be written only in
  * part), or, on a device (whose size says nothing of the image), qemu-img check's image-end-offset.
  */
-async function baseEnd(chain: GuardedChain, clusterSize: number, read: ReadOptions): Promise<number> {
+function baseEnd(chain: GuardedChain, clusterSize: number, check: CheckInfo | undefined): number {
   const { base } = chain;
   if (base.kind === 'file') return roundUp(base.sizeBytes, clusterSize);
-  const end = (await checkImage(base.realPath, read))['image-end-offset'];
+  const end = check?.['image-end-offset'];
   if (end === undefined) throw new VolmergeError('bad-output', `base ${base.path}: qemu-img check gave no image-end-offset, so the space the merge needs is unknown`);
   return end;
 }
 
-/** Measures top over base with base's layout, and reads where base ends; both only read, and run together (forceShare: a VM holds them). */
-export async function measureBase(chain: GuardedChain, read: ReadOptions = {}): Promise<BaseMeasure> {
+/**
+ * Measures top over base with base's layout, and reads where base ends; all only read, and run together (forceShare:
+ * a VM holds them). countLeaks: check top too, and base even when it is a file, for the clusters they leaked.
+ */
+export async function measureBase(chain: GuardedChain, read: ReadOptions = {}, countLeaks = false): Promise<BaseMeasure> {
   const layout = chain.baseLayout;
   if (chain.baseFormat === 'raw' || !layout) return {};
   const { top, base } = chain;
-  const [measure, end] = await both(
+  const checkBase = countLeaks || base.kind !== 'file';
+  const [measure, [baseCheck, topCheck]] = await both(
     measureSubchain(top.realPath, top.driver, base.realPath, base.driver, measureOptions(layout), read),
-    baseEnd(chain, layout.clusterSize, read),
+    both(checkBase ? checkImage(base.realPath, read) : Promise.resolve(undefined), countLeaks ? checkImage(top.realPath, read) : Promise.resolve(undefined)),
   );
-  return { measure, baseEnd: end };
+  return {
+    measure,
+    baseEnd: baseEnd(chain, layout.clusterSize, baseCheck),
+    ...(countLeaks ? { leaks: { base: baseCheck?.leaks ?? 0, top: topCheck?.leaks ?? 0 } } : {}),
+  };
+}
+
+/**
+ * What top may still bring into a base that already holds part of it (a live commit its VM's end cut short): all that
+ * top holds (its allocated bytes, as qemu-img info reads them), each byte possibly in a new cluster past base's end.
+ */
+export function partialTopOf(inspection: Pick<Inspection, 'top' | 'topInfo'>): number {
+  return inspection.topInfo['actual-size'] ?? inspection.top.sizeBytes;
 }

@@ -6,6 +6,7 @@ import { decideBitmaps, type BitmapDecision } from './bitmap-sets.js';
 import type { ImageFormat } from './chain-guard.js';
 import type { FinalizePlan } from './finalize-plan.js';
 import type { Inspection } from './inspect.js';
+import type { LeakedClusters } from './measure-base.js';
 import { lvExtendTarget, qcow2Needed, type Qcow2SizeEstimate, type SizedBitmap } from './sizes.js';
 
 /** Everything the merge will do, decided before it does any of it. */
@@ -30,6 +31,8 @@ export interface MergePlan {
   bitmaps: BitmapDecision;
   /** What happens after verify (child rebased, top retired or removed, base shrunk); absent in plans made before it existed. */
   finalize?: FinalizePlan;
+  /** Clusters base and top had leaked when planned (a cold merge gives them back after the commit); absent when not counted. */
+  leaks?: LeakedClusters;
 }
 
 /** What planning needs to know. */
@@ -42,10 +45,14 @@ export interface PlanInput extends Pick<Inspection, 'top' | 'base' | 'topInfo' |
   leafRoom: number;
   /** Drop top's bitmaps that base lacks instead of carrying them (--drop-bitmaps, merge_bitmaps=false). */
   dropBitmaps?: boolean;
+  /** Drop the bitmaps found in-use instead of refusing (--drop-inconsistent). */
+  dropInconsistent?: boolean;
   /** The end of the merge, planned by planFinalize. */
   finalize?: FinalizePlan;
   /** Base already holds part of top: the bytes top may still bring (see Qcow2SizeEstimate.partialTop). */
   partialTop?: number;
+  /** Clusters base and top have leaked (a cold merge counts them, and gives them back after the commit). */
+  leaks?: LeakedClusters;
 }
 
 /** The bitmaps base keeps after the merge, each with the granularity it will have there. */
@@ -70,6 +77,7 @@ function sizeBase(input: PlanInput, bitmaps: BitmapDecision): { neededSize: numb
     baseVirtualSize: input.baseInfo['virtual-size'],
     topVirtualSize,
     ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }),
+    ...(input.leaks === undefined ? {} : { leakedClusters: input.leaks.base }),
   });
   return { neededSize: sizing.needed, sizing };
 }
@@ -117,6 +125,8 @@ export function resizePlan(plan: MergePlan, input: PlanInput, afterNoSpace: bool
   if (afterNoSpace && input.base.kind === 'lv') sized.neededSize = Math.max(sized.neededSize, now + Math.ceil(now / 10));
   const next: MergePlan = { ...plan, ...sized, baseSize: input.base.sizeBytes, extendTo: null, extentSize: input.base.lv?.extentSize ?? null };
   if (!sized.sizing) delete next.sizing;
+  if (input.leaks) next.leaks = input.leaks;
+  else delete next.leaks;
   checkRoom(next, input.base, { ...input, baseFormat });
   return next;
 }
@@ -130,6 +140,7 @@ export function planMerge(input: PlanInput): MergePlan {
     baseHoldsBitmaps,
     whyNoBitmaps: baseFormat === 'raw' ? 'is raw and cannot hold bitmaps' : 'is a qcow2 version 2 image (compat=0.10), which cannot hold bitmaps',
     dropBitmaps: input.dropBitmaps === true,
+    dropInconsistent: input.dropInconsistent === true,
   });
   return planWithBitmaps(input, bitmaps);
 }
@@ -153,6 +164,7 @@ export function planWithBitmaps(input: PlanInput, bitmaps: BitmapDecision): Merg
     extentSize: base.lv?.extentSize ?? null,
     bitmaps,
     ...(input.finalize ? { finalize: input.finalize } : {}),
+    ...(input.leaks ? { leaks: input.leaks } : {}),
   };
   checkRoom(plan, base, input);
   return plan;

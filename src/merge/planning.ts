@@ -3,7 +3,7 @@
 import { both } from '../both.js';
 import { planFinalize } from './finalize-plan.js';
 import { guardResolved, inspectGuarded, resolveChainVolumes, type Inspection } from './inspect.js';
-import { measureBase } from './measure-base.js';
+import { measureBase, partialTopOf } from './measure-base.js';
 import { planMerge, type MergePlan } from './plan.js';
 import type { MergeRequest } from './request.js';
 import type { Volume } from '../storage/volume.js';
@@ -14,11 +14,19 @@ export async function planFor(request: MergeRequest, volumes?: { top: Volume; ba
   // Every header of the chain is read and checked before any qemu-img opens it.
   const guarded = await guardResolved(top, base);
   // Both only read: measure runs while the chain is read; a bad chain is reported as such, not as a failed measure.
-  const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded));
+  const [inspection, sizes] = await both(inspectGuarded(guarded), measureBase(guarded, {}, true));
   const leafRoom = request.leafRoom ?? 0;
   const finalize = await planFinalize(inspection, { child: request.child, removeTop: request.removeTop, shrink: request.shrink, leafRoom });
   // After an interrupted live commit: top may still bring all it holds (its allocated bytes, as qemu-img info reads them).
-  const partialTop = request.baseHoldsPartOfTop ? (inspection.topInfo['actual-size'] ?? top.sizeBytes) : undefined;
-  const plan = planMerge({ ...inspection, ...sizes, leafRoom, finalize, dropBitmaps: request.dropBitmaps === true, ...(partialTop === undefined ? {} : { partialTop }) });
+  const partialTop = request.baseHoldsPartOfTop ? partialTopOf(inspection) : undefined;
+  const plan = planMerge({
+    ...inspection,
+    ...sizes,
+    leafRoom,
+    finalize,
+    dropBitmaps: request.dropBitmaps === true,
+    dropInconsistent: request.dropInconsistent === true,
+    ...(partialTop === undefined ? {} : { partialTop }),
+  });
   return { inspection, plan };
 }

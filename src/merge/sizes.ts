@@ -73,7 +73,13 @@ export interface Qcow2SizeEstimate {
    * baseEnd + partialTop + bitmaps.
    */
   partialTop?: number;
-  /** Bytes base must hold: max(required + bitmaps, baseEnd) + rewrite + growth. */
+  /**
+   * Clusters base has leaked (counted in its refcounts, pointed at by nothing: what a killed writer, such as an
+   * interrupted commit, leaves), in bytes. No write reuses them until the leaks step gives them back, after the commit:
+   * the merged image holds them on top of what measure counts. Absent in plans made before leaks were counted.
+   */
+  leaked?: number;
+  /** Bytes base must hold: max(required + bitmaps + leaked, baseEnd) + rewrite + growth. */
   needed: number;
 }
 
@@ -87,6 +93,8 @@ export interface Qcow2SizeInput {
   topVirtualSize: number;
   /** See Qcow2SizeEstimate.partialTop. */
   partialTop?: number;
+  /** Clusters base has leaked (see Qcow2SizeEstimate.leaked). */
+  leakedClusters?: number;
 }
 
 /** The bytes a qcow2 base must hold during and after the merge. */
@@ -98,8 +106,18 @@ export function qcow2Needed(input: Qcow2SizeInput): Qcow2SizeEstimate {
   const grows = input.topVirtualSize > input.baseVirtualSize;
   const growth = grows ? roundUp(l1TableBytes(input.baseVirtualSize, layout), layout.clusterSize) + layout.clusterSize : 0;
   const partial = input.partialTop === undefined ? 0 : input.baseEnd + input.partialTop + bitmaps;
-  const needed = Math.max(input.required + bitmaps, input.baseEnd, partial) + rewrite + growth;
-  return { required: input.required, bitmaps, baseEnd: input.baseEnd, rewrite, growth, ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }), needed };
+  const leaked = (input.leakedClusters ?? 0) * layout.clusterSize;
+  const needed = Math.max(input.required + bitmaps + leaked, input.baseEnd, partial) + rewrite + growth;
+  return {
+    required: input.required,
+    bitmaps,
+    baseEnd: input.baseEnd,
+    rewrite,
+    growth,
+    ...(input.partialTop === undefined ? {} : { partialTop: input.partialTop }),
+    ...(input.leakedClusters === undefined ? {} : { leaked }),
+    needed,
+  };
 }
 
 /** The size to extend an LV to, or null when it is big enough already. */

@@ -1,5 +1,5 @@
-// The verify step's reading of a merged base: its bitmaps exactly as planned, qemu-img check clean, and no more room
-// used than planned (qcow2); a raw base holds top's whole virtual disk.
+// The verify step's reading of a merged base: its bitmaps exactly as planned, qemu-img check clean (no corruption, no
+// leaked cluster), and no more room used than planned (qcow2); a raw base holds top's whole virtual disk.
 import { VolmergeError } from '../errors.js';
 import { checkImage } from '../qemu/queries.js';
 import type { BitmapInfo, ImageInfo } from '../qemu/types.js';
@@ -32,6 +32,15 @@ export async function verifyBase(reread: Promise<BaseReread>, inspection: Inspec
   }
   const [read, check] = await Promise.all([reread, checkImage(base.realPath)]);
   assertBitmapsExactly('base' in read ? read.base : read.baseBitmaps, plan.bitmaps.merge, base.path);
+  const leaks = check.leaks ?? 0;
+  if (leaks > 0) {
+    // The leaks step gave back what the plan found, and nothing since may leak: only a writer other than this merge can.
+    throw new VolmergeError(
+      'verify-failed',
+      `base ${base.path}: qemu-img check finds ${leaks} leaked clusters after the merge (counted, pointed at by nothing); base's data and bitmaps ` +
+        'are merged, but is another process writing it? run the same merge again: it gives them back',
+    );
+  }
   const used = check['image-end-offset'] ?? null;
   if (used !== null && used > plannedSize) {
     throw new VolmergeError(

@@ -7,9 +7,17 @@ function listed(read: ImageInfo | readonly BitmapInfo[]): readonly BitmapInfo[] 
   return Array.isArray(read) ? read : bitmapsOf(read as ImageInfo);
 }
 
-/** Throws 'bitmap-write-failed' when any bitmap of the image is in-use. */
-export function assertNoInUseBitmaps(info: ImageInfo | readonly BitmapInfo[], role: string, path: string, after: string): void {
-  const broken = listed(info).filter(isInUse).map((b) => b.name);
+/** Throws 'bitmap-write-failed' when any bitmap of the image is in-use (but those named in except). */
+export function assertNoInUseBitmaps(
+  info: ImageInfo | readonly BitmapInfo[],
+  role: string,
+  path: string,
+  after: string,
+  except: readonly string[] = [],
+): void {
+  const broken = listed(info)
+    .filter((b) => isInUse(b) && !except.includes(b.name))
+    .map((b) => b.name);
   if (broken.length === 0) return;
   throw new VolmergeError(
     'bitmap-write-failed',

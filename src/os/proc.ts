@@ -1,5 +1,14 @@
-// What /proc says of a process: its start time, so that a recorded pid is not confused with a later process reusing it.
+// What /proc says: a process's start time, so that a recorded pid is not confused with a later process reusing it, and
+// the id of this boot.
 import { readFile } from 'node:fs/promises';
+
+let cachedBootId: string | undefined;
+
+/** This boot of this host (/proc/sys/kernel/random/boot_id): a new one after every reboot, never shared by two hosts. */
+export async function bootId(): Promise<string> {
+  cachedBootId ??= (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  return cachedBootId;
+}
 
 /** The start time of a process in clock ticks since boot (/proc/PID/stat field 22), or undefined when there is no such process. */
 export async function processStartTicks(pid: number): Promise<number | undefined> {

@@ -1,9 +1,11 @@
 // qemu-img mutations: bitmap add/remove/merge and commit; stderr is searched for the failures that exit 0 hides.
 import { VolmergeError } from '../errors.js';
-import { failIfExited, runQemuImg } from './qemu-img.js';
+import { parseAgainst } from '../schema.js';
+import { failIfCorrupt, failIfExited, runQemuImg } from './qemu-img.js';
 import { findBitmapWriteFailure, findNoSpace } from './stderr-failures.js';
 import { ProgressParser } from './progress.js';
 import type { CommandResult } from '../os/run.js';
+import type { CheckInfo } from './types.js';
 
 /**
  * Throws 'bitmap-write-failed' when qemu-img reported a lost bitmap, else 'no-space' when it reported a full device,
@@ -85,4 +87,24 @@ export async function rebaseUnsafe(image: string, backing: string, backingFormat
   const result = await runQemuImg(['rebase', '-u', '-f', 'qcow2', '-F', backingFormat, '-b', backing, image]);
   failOnSilentBitmapLoss(result, image, 'rebase -u');
   failIfExited(result, image, `rebase -u -b ${backing}`);
+}
+
+/**
+ * `qemu-img check -r leaks`: gives back the clusters that an interrupted writer left counted but unreferenced (qcow2
+ * writes a cluster's refcount before the table entry that points at it). Resolves with how many it gave back; throws
+ * on corruption (which -r leaks leaves alone), on leaks it could not give back, and on bitmaps lost as it closed.
+ */
+export async function repairLeaks(image: string): Promise<number> {
+  const result = await runQemuImg(['check', '-r', 'leaks', '--output', 'json', '-f', 'qcow2', image]);
+  failOnSilentBitmapLoss(result, image, 'check -r leaks');
+  failIfCorrupt(result, image);
+  if (result.exitCode === 3) {
+    throw new VolmergeError('verify-failed', `${image}: qemu-img check -r leaks left leaked clusters behind; run it by hand to see why, then the merge again`, {
+      argv: result.argv,
+      exitCode: 3,
+      stderr: result.stderr.slice(-4000),
+    });
+  }
+  failIfExited(result, image, 'check -r leaks');
+  return parseAgainst<CheckInfo>('qemu-img-check.schema.json', result.stdout, `qemu-img check -r leaks ${image}`)['leaks-fixed'] ?? 0;
 }

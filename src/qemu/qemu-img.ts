@@ -33,7 +33,7 @@ export function firstErrorLine(stderr: string): string {
 
 /** What a 'busy' refusal adds: a cold merge needs the chain unused, and a running VM's disk is merged live. */
 export const BUSY_HINT =
-  ' (is a VM or another process using it? a cold merge needs it unused; to merge the disk of a running VM, add --qmp SOCKET with its QMP monitor socket)';
+  ' (is a VM or another process using it? a cold merge needs it unused; to merge the disk of a running VM, add --domain NAME for a libvirt domain, or --qmp SOCKET with its QMP monitor socket)';
 
 /** Throws a VolmergeError for a qemu-img run that exited non-zero, naming the volume. */
 export function failIfExited(result: CommandResult, volume: string, action: string): void {
@@ -44,6 +44,16 @@ export function failIfExited(result: CommandResult, volume: string, action: stri
   throw new VolmergeError(code, `${volume}: qemu-img ${action} ${how}${hint}`, {
     argv: result.argv,
     exitCode: result.exitCode,
+    stderr: result.stderr,
+  });
+}
+
+/** Throws 'verify-failed' when qemu-img check reported corruption (exit 2). */
+export function failIfCorrupt(result: CommandResult, path: string): void {
+  if (result.exitCode !== 2) return;
+  throw new VolmergeError('verify-failed', `${path}: qemu-img check found corruption; do not use this volume before repairing it`, {
+    argv: result.argv,
+    exitCode: 2,
     stderr: result.stderr,
   });
 }

@@ -1,7 +1,6 @@
 // qemu-img queries: info, measure, check; every JSON is schema-checked before it is believed.
 import { parseAgainst } from '../schema.js';
-import { VolmergeError } from '../errors.js';
-import { failIfExited, runQemuImg } from './qemu-img.js';
+import { failIfCorrupt, failIfExited, runQemuImg } from './qemu-img.js';
 import type { CheckInfo, ImageInfo, MeasureInfo } from './types.js';
 
 /** The qemu block driver that opens a volume: 'file' for regular files, 'host_device' for block devices. */
@@ -60,13 +59,7 @@ export async function measureSubchain(
 /** qemu-img check; exit 0 (clean) and 3 (leaked clusters only) are accepted, corruption is an error. */
 export async function checkImage(path: string, options: ReadOptions = {}): Promise<CheckInfo> {
   const result = await runQemuImg(['check', '--output', 'json', ...(options.forceShare ? ['-U'] : []), '-f', 'qcow2', path]);
-  if (result.exitCode === 2) {
-    throw new VolmergeError('verify-failed', `${path}: qemu-img check found corruption; do not use this volume before repairing it`, {
-      argv: result.argv,
-      exitCode: 2,
-      stderr: result.stderr,
-    });
-  }
+  failIfCorrupt(result, path);
   if (result.exitCode !== 3) failIfExited(result, path, 'check');
   return parseAgainst<CheckInfo>('qemu-img-check.schema.json', result.stdout, `qemu-img check ${path}`);
 }

@@ -35,6 +35,8 @@ export interface CheckInfo {
   'image-end-offset'?: number;
   corruptions?: number;
   leaks?: number;
+  /** With -r leaks: the leaked clusters given back. */
+  'leaks-fixed'?: number;
 }
 
 /** The bitmaps of an image; none when qemu-img leaves the key out. */

@@ -1,6 +1,6 @@
 // The cold merge as a table of steps, in order. backup: copy the bitmaps the merge keeps beside the journal; prune:
 // remove base's stale bitmaps; extend: grow a base LV; mark: flag base mid-merge (the point of no return); commit;
-// bitmaps: carry top's bitmaps into base; verify; unmark. Then the end of the merge, each a no-op unless asked:
+// leaks: give back clusters an interrupted writer leaked; bitmaps: carry top's bitmaps into base; verify; unmark. Then the end of the merge, each a no-op unless asked:
 // retire: mark top not to be used; rebase: point top's child at base; shrink: reduce the base LV; remove-top.
 import { shapeOf, type StepTable } from '../engine/step.js';
 import type { Journal } from '../engine/journal.js';
@@ -9,6 +9,7 @@ import { bitmapsStep } from './bitmaps.js';
 import { commitStep } from './commit.js';
 import type { MergeContext } from './context.js';
 import { extendStep } from './extend.js';
+import { leaksStep } from './leaks.js';
 import { markStep, unmarkStep } from './marks.js';
 import { pruneStep } from './prune.js';
 import { rebaseStep } from './rebase.js';
@@ -24,6 +25,7 @@ export const COLD_MERGE: StepTable<MergeContext> = [
   extendStep,
   markStep,
   commitStep,
+  leaksStep,
   bitmapsStep,
   verifyStep,
   unmarkStep,

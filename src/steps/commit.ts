@@ -4,7 +4,6 @@
 // read from disk: none may be in-use. Without the daemon: top's bitmaps are backed up (qemu-img commit opens top
 // read-write), qemu-img commit runs, and a re-read of the chain proves no bitmap was lost behind its exit code.
 import { crashDuring } from '../engine/crash-point.js';
-import { BACKUP_FILES, backUpVolume } from '../engine/backup-images.js';
 import type { Step } from '../engine/step.js';
 import { explainCommitFailure } from '../merge/no-space.js';
 import { rereadChain } from '../merge/reread.js';
@@ -14,8 +13,8 @@ import { commitInDaemon } from '../qemu/daemon-commit.js';
 import { commit, type BitmapCopy } from '../qemu/mutations.js';
 import { readDiskBitmaps } from '../qemu/qcow2-bitmaps.js';
 import type { StorageDaemon } from '../qemu/qmp.js';
-import { bitmapsOf, isInUse } from '../qemu/types.js';
 import { daemonOf, forgetDaemon, inspected, type MergeContext } from './context.js';
+import { backUpTop } from './top-backup.js';
 
 /** What the bitmaps step does to each kept bitmap, given the names base has now. */
 export function bitmapCopies(context: MergeContext, present: ReadonlySet<string>): BitmapCopy[] {
@@ -69,21 +68,6 @@ async function commitWithDaemon(daemon: StorageDaemon, context: MergeContext): P
   assertNoInUseBitmaps(baseAfter, 'base', base.path, 'the commit');
   assertNoInUseBitmaps(topAfter, 'top', top.path, 'the commit');
   return { daemon: true, ...(context.bitmapsCarried ? { carried: context.plan.bitmaps.merge } : {}) };
-}
-
-/** Backs up top's consistent bitmaps for a commit by qemu-img (which opens top read-write), unless the journal has them. */
-async function backUpTop(context: MergeContext): Promise<void> {
-  const { top, topInfo } = inspected(context);
-  const { writer } = context;
-  const bitmaps = bitmapsOf(topInfo).filter((b) => !isInUse(b));
-  const recorded = new Set(writer.journal.backup?.top.bitmaps.map((b) => b.name) ?? []);
-  if (bitmaps.every((b) => recorded.has(b.name))) return;
-  const record = await backUpVolume(writer.store.backupDir(writer.key), BACKUP_FILES.top, top.realPath, topInfo, bitmaps);
-  await writer.store.saveBackup(writer.key);
-  // Durable before the commit starts: a crash inside it is repaired from this copy.
-  await writer.update((j) => {
-    j.backup = { base: j.backup?.base ?? { image: BACKUP_FILES.base, bitmaps: [] }, top: record };
-  });
 }
 
 /** The commit by qemu-img, and the re-read that the bitmaps step reuses. */

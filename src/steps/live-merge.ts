@@ -1,20 +1,21 @@
 // The live merge as a table of steps, run by the same executor as the cold merge, inside the VM that holds the chain.
 // disable: base's merge targets stop recording (the commit's own copy would mark all of top in them); extend: a base LV
-// grown and watched; prune: base's stale bitmaps removed (base reopened writable for it), before the job's first burst,
-// which ignores the speed limit, can fill base; commit: block-commit started, or found running (the point of no
-// return); wait: the copy done (ready, or pending for an internal
-// merge); pivot: top's bitmaps carried in one transaction, then the chain changed; close: old top's nodes closed.
+// grown and watched; prune: base's stale bitmaps removed (base reopened writable for it), and the inconsistent ones
+// that --drop-inconsistent drops from top and base, before the job's first burst, which ignores the speed limit, can
+// fill base; commit: block-commit started, or found running (the point of no return); wait: the copy done (ready, or
+// pending for an internal merge); pivot: top's bitmaps carried in one transaction, then the chain changed; close: old
+// top's nodes closed.
 import { shapeOf, type Step, type StepTable } from '../engine/step.js';
-import { disableForJob, pruneLiveBitmaps } from '../live/bitmap-steps.js';
+import { disableForJob, dropInconsistentBitmaps, pruneLiveBitmaps } from '../live/bitmap-steps.js';
 import { startCommit, waitReady } from '../live/job.js';
 import { closeOldTop, pivotWithBitmaps } from '../live/pivot.js';
 import { log } from '../log.js';
 import { liveExtendStep } from './live-extend.js';
 import { stopWatch, type LiveContext } from './live-context.js';
 
-/** The signal that stops a wait: the caller's, or a failed extension of base. */
-function waitSignal(context: LiveContext): AbortSignal | undefined {
-  const signals = [context.signal, context.watch?.failed].filter((s): s is AbortSignal => s !== undefined);
+/** The signal that stops a wait: the caller's (before the pivot only), or a failed extension of base. */
+function waitSignal(context: LiveContext, caller: 'caller' | 'not the caller'): AbortSignal | undefined {
+  const signals = [caller === 'caller' ? context.signal : undefined, context.watch?.failed].filter((s): s is AbortSignal => s !== undefined);
   return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
 
@@ -39,12 +40,14 @@ const commitStep: Step<LiveContext> = {
   },
 };
 
+// With --drop-inconsistent the prune also removes the inconsistent bitmaps from top and base, first.
 const pruneStep: Step<LiveContext> = {
   name: 'prune',
-  journaling: (context) => (context.bitmaps.prune.length > 0 ? 'durable' : 'quiet'),
+  journaling: (context) => (context.bitmaps.prune.length > 0 || context.bitmaps.drop?.length ? 'durable' : 'quiet'),
   async run(context) {
+    const dropped = await dropInconsistentBitmaps(context.client, context.chain, context.bitmaps);
     await pruneLiveBitmaps(context.client, context.chain, context.bitmaps);
-    return { pruned: context.bitmaps.prune };
+    return { pruned: context.bitmaps.prune, ...(dropped.length > 0 ? { dropped } : {}) };
   },
 };
 
@@ -52,7 +55,7 @@ const waitStep: Step<LiveContext> = {
   name: 'wait',
   journaling: () => 'quiet',
   async run(context) {
-    const signal = waitSignal(context);
+    const signal = waitSignal(context, 'caller');
     const job = await waitReady(context.client, context.qemuJob, {
       ...(signal ? { signal } : {}),
       onProgress: (state) => context.onProgress?.(state.percent),
@@ -61,12 +64,15 @@ const waitStep: Step<LiveContext> = {
   },
 };
 
+// Once the pivot has started the merge is finished whatever the caller says: an abort (Ctrl-C, Job.abort) no longer
+// stops it, and the wait for qemu's end of the job does not watch the caller's signal.
 const pivotStep: Step<LiveContext> = {
   name: 'pivot',
   writesBitmaps: true,
+  finishesOnAbort: true,
   journaling: () => 'durable',
   async run(context) {
-    const signal = waitSignal(context);
+    const signal = waitSignal(context, 'not the caller');
     await pivotWithBitmaps(context.client, context.chain, context.bitmaps, context.qemuJob, signal ? { signal } : {});
     return { carried: context.bitmaps.merge, active: context.chain.active };
   },

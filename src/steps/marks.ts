@@ -12,7 +12,7 @@ export const markStep: Step<MergeContext> = {
   async run(context) {
     const { writer } = context;
     const holder = markHolderFor(context.volumes.base, writer.stateDir);
-    await setMark(holder, writer.journal.jobId, writer.stateDir);
+    await setMark(holder, writer.journal.jobId, writer.stateDir, context.volumes.base.identity);
     return { mark: describeMarkHolder(holder) };
   },
 };

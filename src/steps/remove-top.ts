@@ -7,30 +7,37 @@ import { candidateVolumes, childrenAmong } from '../merge/children.js';
 import { removeDurable } from '../os/atomic-file.js';
 import { readInfo } from '../qemu/queries.js';
 import { GENERATION_SIDECAR_SUFFIX } from '../storage/generation.js';
+import { fileIdentity } from '../storage/identify.js';
 import { readLv, removeLv } from '../storage/lvm.js';
 import { RETIRED_SIDECAR_SUFFIX } from '../storage/marks.js';
+import { compareVolumes } from '../storage/same-volume.js';
+import { formatLvIdentity } from '../storage/volume-identity.js';
 import { openPath, type MergeContext, type MergeVolume } from './context.js';
 
 /** Whether top is still there: false only when a query that succeeded says it is gone; another file under its name is refused. */
 async function topStillThere(top: MergeVolume): Promise<boolean> {
   if (top.lv) {
+    let lv;
     try {
-      await readLv(top.lv.vg, top.lv.name);
-      return true;
+      lv = await readLv(top.lv.vg, top.lv.name);
     } catch (error) {
       if (error instanceof VolmergeError && (error.code === 'lv-missing' || error.code === 'vg-missing')) return false;
       throw error;
     }
+    const sameness = compareVolumes({ identity: top.identity }, { identity: formatLvIdentity(lv.vg, lv.name, lv.uuid), realPath: top.realPath });
+    if (sameness.verdict === 'other') throw new VolmergeError('bad-chain', `top ${top.path}: ${top.lv.vg}/${top.lv.name} is another LV now, not the one merged (${sameness.reason}); it was not removed`);
+    return true;
   }
   let facts;
   try {
-    facts = await lstat(top.realPath);
+    facts = await lstat(top.realPath, { bigint: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw new VolmergeError('qemu-failed', `top ${top.path}: cannot tell whether it is still there: ${(error as Error).message}; not removed`);
   }
-  if (`file:${facts.dev}:${facts.ino}` !== top.identity) {
-    throw new VolmergeError('bad-chain', `top ${top.path}: ${top.realPath} is another file now (not the one merged); it was not removed`);
+  const sameness = compareVolumes({ identity: top.identity, realPath: top.realPath }, { identity: await fileIdentity(top.realPath, facts), realPath: top.realPath });
+  if (sameness.verdict === 'other') {
+    throw new VolmergeError('bad-chain', `top ${top.path}: ${top.realPath} is another file now, not the one merged (${sameness.reason}); it was not removed`);
   }
   return true;
 }

@@ -36,27 +36,34 @@ function toRebuild(target: Target): string[] {
 }
 
 /**
- * Rebuilds bitmaps that the journal shows our own interrupted step may have broken: base's after prune, commit or
- * bitmaps; top's after commit. Any other in-use bitmap is not ours to touch and refuses the resume.
+ * Rebuilds bitmaps that the journal shows our own interrupted step may have broken: base's after prune, commit, leaks
+ * or bitmaps; top's after commit or leaks, or after a prune that drops inconsistent bitmaps. The in-use bitmaps the job
+ * was asked to drop (--drop-inconsistent) are left to its drop step. Any other in-use bitmap is not ours to touch and
+ * refuses the resume.
  */
 export async function repairBitmaps(journal: Journal, jobDir: string, top: string, base: string): Promise<RepairFacts> {
   const interrupted = interruptedSteps(journal, COLD_MERGE_SHAPE).filter((s) => COLD_MERGE_SHAPE.bitmapWriting.includes(s));
   const facts: RepairFacts = { interrupted, rebuiltInTop: [], rebuiltInBase: [], removedFromBase: [] };
+  const dropping = journal.plan.bitmaps.inconsistent ?? [];
   const [topInfo, baseInfo] = await readChain(top);
   if (!topInfo || !baseInfo) throw new VolmergeError('bad-chain', `top ${top}: its backing chain to ${base} is gone; job ${journal.jobId} needs attention`);
   if (interrupted.length === 0) {
-    assertNoInUseBitmaps(topInfo, 'top', top, `job ${journal.jobId}'s last run (no step of ours was interrupted, so these are not ours to rebuild)`);
-    assertNoInUseBitmaps(baseInfo, 'base', base, `job ${journal.jobId}'s last run (no step of ours was interrupted, so these are not ours to rebuild)`);
+    const notOurs = `job ${journal.jobId}'s last run (no step of ours was interrupted, so these are not ours to rebuild)`;
+    assertNoInUseBitmaps(topInfo, 'top', top, notOurs, dropping);
+    assertNoInUseBitmaps(baseInfo, 'base', base, notOurs, dropping);
     return facts;
   }
   if (!journal.backup) {
     throw new VolmergeError('needs-attention', `job ${journal.jobId}: step ${interrupted.join(', ')} was interrupted but the journal has no bitmap backup; check the bitmaps of ${top} and ${base} by hand`);
   }
-  const topBroken = interrupted.includes('commit');
-  if (!topBroken) assertNoInUseBitmaps(topInfo, 'top', top, `job ${journal.jobId}'s ${interrupted.join(', ')} (which does not write to top)`);
+  // The prune writes top too when it drops inconsistent bitmaps.
+  const topBroken = interrupted.includes('commit') || interrupted.includes('leaks') || (interrupted.includes('prune') && dropping.length > 0);
+  if (!topBroken) assertNoInUseBitmaps(topInfo, 'top', top, `job ${journal.jobId}'s ${interrupted.join(', ')} (which does not write to top)`, dropping);
   else {
     const target: Target = { role: 'top', path: top, info: topInfo, backup: journal.backup.top };
-    const unknown = bitmapsOf(topInfo).filter((b) => isInUse(b) && !target.backup.bitmaps.some((k) => k.name === b.name)).map((b) => b.name);
+    const unknown = bitmapsOf(topInfo)
+      .filter((b) => isInUse(b) && !dropping.includes(b.name) && !target.backup.bitmaps.some((k) => k.name === b.name))
+      .map((b) => b.name);
     if (unknown.length > 0) {
       throw new VolmergeError('bitmap-in-use', `top ${top}: bitmap ${unknown.join(', ')} is in-use and was not in top when job ${journal.jobId} began; remove it by hand (qemu-img bitmap --remove)`);
     }
@@ -79,7 +86,7 @@ export async function repairBitmaps(journal: Journal, jobDir: string, top: strin
     facts.removedFromBase.push(bitmap.name);
   }
   const [topAfter, baseAfter] = await readChain(top);
-  if (topAfter) assertNoInUseBitmaps(topAfter, 'top', top, 'rebuilding bitmaps from the backup');
-  if (baseAfter) assertNoInUseBitmaps(baseAfter, 'base', base, 'rebuilding bitmaps from the backup');
+  if (topAfter) assertNoInUseBitmaps(topAfter, 'top', top, 'rebuilding bitmaps from the backup', dropping);
+  if (baseAfter) assertNoInUseBitmaps(baseAfter, 'base', base, 'rebuilding bitmaps from the backup', dropping);
   return facts;
 }

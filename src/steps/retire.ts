@@ -8,7 +8,7 @@ import type { MergeContext } from './context.js';
 export async function retireTop(context: MergeContext): Promise<string> {
   const { writer } = context;
   const holder = markHolderFor(context.volumes.top, writer.stateDir, 'retired');
-  await setMark(holder, writer.journal.jobId, writer.stateDir);
+  await setMark(holder, writer.journal.jobId, writer.stateDir, context.volumes.top.identity);
   return describeMarkHolder(holder);
 }
 

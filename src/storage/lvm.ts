@@ -16,13 +16,15 @@ export interface LvFacts {
   uuid?: string;
   /** Whether the LV is active on this host (for a shared VG: whatever the lock mode). */
   activeLocally?: boolean;
+  /** When the LV was created, ms since the epoch (lv_time, to the second); absent when lvs did not say. */
+  createdAtMs?: number;
 }
 
 interface LvsReport {
   report: { lv: Array<Record<string, string>> }[];
 }
 
-const LVS_FIELDS = 'lv_name,vg_name,lv_size,lv_tags,vg_extent_size,vg_free,lv_path,vg_lock_type,lv_uuid,lv_active_locally';
+const LVS_FIELDS = 'lv_name,vg_name,lv_size,lv_tags,vg_extent_size,vg_free,lv_path,vg_lock_type,lv_uuid,lv_active_locally,lv_time';
 
 /** The lvm binary prefix; VOLMERGE_LVM_BIN_DIR points at another folder (tests put failing wrappers there). */
 export function lvmCommand(name: string): string {
@@ -46,6 +48,16 @@ export function classifyLvsFailure(stderr: string): 'lv-missing' | 'vg-missing' 
   return 'lvm-failed';
 }
 
+/** lv_time as ms since the epoch: LVM's default "2024-05-01 10:00:00 +0200", or seconds ("%s" as report/time_format); undefined otherwise. */
+export function parseLvTime(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})$/.exec(text.trim());
+  if (!match) return undefined;
+  const ms = Date.parse(`${match[1]}T${match[2]}${match[3]}:${match[4]}`);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /** Parses one row of the lvs report into LvFacts. */
 export function lvFactsFromRow(row: Record<string, string>): LvFacts {
   return {
@@ -58,6 +70,7 @@ export function lvFactsFromRow(row: Record<string, string>): LvFacts {
     lockType: row.vg_lock_type ?? '',
     ...(row.lv_uuid ? { uuid: row.lv_uuid } : {}),
     ...(row.lv_active_locally !== undefined ? { activeLocally: row.lv_active_locally.length > 0 } : {}),
+    ...(parseLvTime(row.lv_time) !== undefined ? { createdAtMs: parseLvTime(row.lv_time) } : {}),
   };
 }
 

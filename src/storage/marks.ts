@@ -1,5 +1,7 @@
 // The mid-merge mark on base, from the start of the commit until verify passes: an LV tag VOLMERGE_MERGING_<job>,
-// a sidecar <file>.volmerge-merging beside a file, or STATE_DIR/marks/<identity>.json for a plain block device.
+// a sidecar <file>.volmerge-merging beside a file, or STATE_DIR/marks/<device number>.json for a plain block device.
+// A sidecar or state-folder file names the identity of the volume it marks: one left behind by a volume that was
+// removed says nothing of another volume that has its path or device now (markIsStale tells).
 // The same mechanism marks a merged top as retired (not to be used): VOLMERGE_RETIRED_<job>, <file>.volmerge-retired.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +9,7 @@ import { VolmergeError } from '../errors.js';
 import { mkdirDurable, removeDurable, writeFileAtomic } from '../os/atomic-file.js';
 import { changeLvTags, readLv } from './lvm.js';
 import type { VolumeKind } from './volume.js';
+import { liveKeyOf } from './volume-identity.js';
 
 /** The LV tag prefix; the tag is VOLMERGE_MERGING_<job id>. */
 export const MARK_TAG_PREFIX = 'VOLMERGE_MERGING_';
@@ -26,6 +29,8 @@ export interface MidMergeMark {
   since?: string;
   /** The state folder holding the job's journal (sidecars only). */
   stateDir?: string;
+  /** The identity of the volume marked (sidecars written by this release; an LV's tag belongs to its LV). */
+  identity?: string;
   /** Where the mark is, for messages: the tag or the sidecar's path. */
   where: string;
 }
@@ -46,7 +51,8 @@ export function markHolderFor(volume: MarkableVolume, stateDir: string, markKind
   const retired = markKind === 'retired';
   if (volume.kind === 'lv' && volume.lv) return { kind: 'lv', vg: volume.lv.vg, lv: volume.lv.name, ...(retired ? { prefix: RETIRED_TAG_PREFIX } : {}) };
   if (volume.kind === 'file') return { kind: 'sidecar', path: `${volume.realPath}${retired ? RETIRED_SIDECAR_SUFFIX : MARK_SIDECAR_SUFFIX}` };
-  return { kind: 'sidecar', path: join(stateDir, 'marks', `${volume.identity.replace(/[^A-Za-z0-9._-]+/g, '_')}${retired ? '.retired' : ''}.json`) };
+  // Named by the device number (the live key), as in every release; the identity inside tells which volume it was.
+  return { kind: 'sidecar', path: join(stateDir, 'marks', `${liveKeyOf(volume.identity).replace(/[^A-Za-z0-9._-]+/g, '_')}${retired ? '.retired' : ''}.json`) };
 }
 
 /** The job named by a volume's mark, or undefined when it is not marked. */
@@ -65,13 +71,14 @@ export async function readMark(holder: MarkHolder): Promise<MidMergeMark | undef
     throw new VolmergeError('needs-attention', `mid-merge mark ${holder.path} cannot be read: ${(error as Error).message}`);
   }
   try {
-    const data = JSON.parse(text) as { jobId?: unknown; since?: unknown; stateDir?: unknown };
+    const data = JSON.parse(text) as { jobId?: unknown; since?: unknown; stateDir?: unknown; identity?: unknown };
     if (typeof data.jobId !== 'string') throw new Error('no jobId');
     return {
       jobId: data.jobId,
       where: holder.path,
       ...(typeof data.since === 'string' ? { since: data.since } : {}),
       ...(typeof data.stateDir === 'string' ? { stateDir: data.stateDir } : {}),
+      ...(typeof data.identity === 'string' ? { identity: data.identity } : {}),
     };
   } catch {
     // A damaged sidecar still means "mid-merge": never read it as unmarked.
@@ -79,8 +86,8 @@ export async function readMark(holder: MarkHolder): Promise<MidMergeMark | undef
   }
 }
 
-/** Marks the volume as mid-merge by jobId; idempotent, and any other job's mark is replaced. */
-export async function setMark(holder: MarkHolder, jobId: string, stateDir: string): Promise<void> {
+/** Marks the volume (of this identity) as mid-merge by jobId; idempotent, and any other job's mark is replaced. */
+export async function setMark(holder: MarkHolder, jobId: string, stateDir: string, identity: string): Promise<void> {
   if (holder.kind === 'lv') {
     const prefix = holder.prefix ?? MARK_TAG_PREFIX;
     const tag = `${prefix}${jobId}`;
@@ -91,7 +98,7 @@ export async function setMark(holder: MarkHolder, jobId: string, stateDir: strin
     return;
   }
   await mkdirDurable(join(holder.path, '..'));
-  await writeFileAtomic(holder.path, `${JSON.stringify({ jobId, since: new Date().toISOString(), stateDir })}\n`);
+  await writeFileAtomic(holder.path, `${JSON.stringify({ jobId, since: new Date().toISOString(), stateDir, identity })}\n`);
 }
 
 /** Takes the mark off; a volume that is not marked is fine. */

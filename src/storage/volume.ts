@@ -3,8 +3,10 @@ import { realpath, stat, statfs } from 'node:fs/promises';
 import { VolmergeError } from '../errors.js';
 import type { ProtocolDriver } from '../qemu/queries.js';
 import { splitDmName } from './dm-name.js';
+import { blockIdentity, fileIdentity } from './identify.js';
 import { readLv, type LvFacts } from './lvm.js';
 import { isLvmUuid, readBlockDevice } from './sysfs.js';
+import { formatLvIdentity } from './volume-identity.js';
 
 /** The three kinds of volume: a file grows by itself, an LV is extended, a plain block device cannot grow. */
 export type VolumeKind = 'file' | 'lv' | 'block';
@@ -20,7 +22,10 @@ export interface Volume {
   driver: ProtocolDriver;
   /** Current size in bytes: the file's length, or the device's size. */
   sizeBytes: number;
-  /** st_dev:st_ino for files, st_rdev for devices: the identity that locks are keyed by. */
+  /**
+   * What tells this volume from any other, ever (volume-identity.ts): a file's device, inode and birth time, an LV's
+   * UUID, a loop device's backing file and offset. Its live key (liveKeyOf) keys the chain lock.
+   */
   identity: string;
   /** Free bytes on the file system that holds a file. */
   fsFreeBytes?: number;
@@ -36,7 +41,7 @@ export async function resolveVolume(path: string, role: string): Promise<Volume>
   } catch {
     throw await explainMissingPath(path, role);
   }
-  const facts = await stat(real);
+  const facts = await stat(real, { bigint: true });
   if (facts.isFile()) {
     const fs = await statfs(real);
     return {
@@ -44,22 +49,22 @@ export async function resolveVolume(path: string, role: string): Promise<Volume>
       path,
       realPath: real,
       driver: 'file',
-      sizeBytes: facts.size,
-      identity: `file:${facts.dev}:${facts.ino}`,
+      sizeBytes: Number(facts.size),
+      identity: await fileIdentity(real, facts),
       fsFreeBytes: fs.bavail * fs.bsize,
     };
   }
   if (!facts.isBlockDevice()) throw new VolmergeError('not-qcow2', `${role} ${path}: neither a regular file nor a block device`);
-  const device = await readBlockDevice(facts.rdev);
+  const device = await readBlockDevice(Number(facts.rdev));
   const base = { path, realPath: real, driver: 'host_device' as const, sizeBytes: device.sizeBytes };
   if (isLvmUuid(device.dmUuid) && device.dmName) {
     const names = splitDmName(device.dmName);
     if (names) {
       const lv = await readLv(names.vg, names.lv);
-      return { ...base, kind: 'lv', sizeBytes: lv.sizeBytes, identity: `lv:${lv.vg}/${lv.name}`, lv };
+      return { ...base, kind: 'lv', sizeBytes: lv.sizeBytes, identity: formatLvIdentity(lv.vg, lv.name, lv.uuid), lv };
     }
   }
-  return { ...base, kind: 'block', identity: `block:${device.major}:${device.minor}` };
+  return { ...base, kind: 'block', identity: await blockIdentity(real, device.major, device.minor, device.dmUuid) };
 }
 
 /** The error for a path that does not exist; for /dev/VG/LV, lvs tells a missing LV, a missing VG and an inactive LV apart. */

@@ -21,7 +21,7 @@ export interface JobView {
   aborting?: true;
   step?: string;
   cli_job_id?: string;
-  result?: { dropped_bitmaps: string[]; used_size: number | null };
+  result?: { dropped_bitmaps: string[]; dropped_inconsistent: string[]; used_size: number | null };
   error?: { code: number; name: string; message: string };
 }
 

@@ -30,8 +30,12 @@ export interface CliRun {
 export interface StartedCli {
   pid: number | undefined;
   exited(): boolean;
-  /** Sends a signal to the CLI's whole process group (as a crash would take qemu-img children with it). */
+  /** Sends a signal to the CLI's whole process group (as a crash would take qemu-img children with it, and a terminal's Ctrl-C does). */
   kill(signal: NodeJS.Signals): void;
+  /** Sends a signal to the CLI's process alone (kill -TERM PID), not to its children. */
+  signalProcess(signal: NodeJS.Signals): void;
+  /** What the CLI has printed on stderr so far. */
+  stderrSoFar(): string;
   done: Promise<CliRun>;
 }
 
@@ -42,6 +46,8 @@ export interface StartedCli {
 export function startCli(args: readonly string[], env: Record<string, string>): StartedCli {
   const child = execa('node', [CLI, ...args], { reject: false, stdin: 'ignore', detached: true, env });
   let exited = false;
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer | string) => (stderr += chunk.toString()));
   const done = (async (): Promise<CliRun> => {
     const result = await child;
     exited = true;
@@ -54,6 +60,10 @@ export function startCli(args: readonly string[], env: Record<string, string>): 
     kill: (signal) => {
       if (child.pid !== undefined && !exited) process.kill(-child.pid, signal);
     },
+    signalProcess: (signal) => {
+      if (child.pid !== undefined && !exited) process.kill(child.pid, signal);
+    },
+    stderrSoFar: () => stderr,
     done,
   };
 }

@@ -5,7 +5,7 @@ import { mkdir, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { covers, dirtyExtents, type Extent } from './dirty-map.js';
 import { sh } from './commands.js';
-import { addBitmap, bitmapsIn, makeChain, rawCopy, sameData, writeData } from './images.js';
+import { addBitmap, bitmapsIn, expectCheckClean, makeChain, rawCopy, sameData, writeData } from './images.js';
 import type { Workspace } from './workspace.js';
 
 /** The bitmaps base must end up with, exactly (as in a plain merge). */
@@ -83,6 +83,8 @@ export async function expectInternalMerged(chain: InternalChain): Promise<void> 
   for (const name of KEPT) expect(covers(await dirtyExtents(chain.base, name), chain.before[name] ?? []), `base's ${name} marks what top's marked`).to.equal(true);
   const childBitmaps = await bitmapsIn(chain.child);
   expect(childBitmaps.map((b) => `${b.name}:${b.flags.join('+')}`), "child's own bitmap is untouched").to.deep.equal(['childbm:auto']);
+  await expectCheckClean(chain.base, 'base');
+  await expectCheckClean(chain.child, 'child');
 }
 
 /** Checks that the chain child -> top -> base is as before the merge was tried: child backed by top, reading the same. */

@@ -1,4 +1,5 @@
 // Test helper: builds real qcow2 chains with qemu-img and qemu-io, with stale, shared, top-only and broken bitmaps.
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { sh } from './commands.js';
 
@@ -77,4 +78,17 @@ export async function bitmapsIn(image: string): Promise<{ name: string; flags: s
     'format-specific'?: { data?: { bitmaps?: { name: string; flags: string[]; granularity: number }[] } };
   };
   return info['format-specific']?.data?.bitmaps ?? [];
+}
+
+/** What qemu-img check says of an image: its exit code, leaked clusters and corruptions. */
+export async function checkOf(image: string): Promise<{ exitCode: number; leaks: number; corruptions: number; checkErrors: number }> {
+  const run = await execa('qemu-img', ['check', '--output', 'json', '-f', 'qcow2', image], { reject: false, stdin: 'ignore' });
+  const found = JSON.parse(String(run.stdout)) as { leaks?: number; corruptions?: number; 'check-errors'?: number };
+  return { exitCode: run.exitCode ?? -1, leaks: found.leaks ?? 0, corruptions: found.corruptions ?? 0, checkErrors: found['check-errors'] ?? 0 };
+}
+
+/** Checks that qemu-img check finds the image clean: exit 0, no leaked cluster, no corruption, no error. */
+export async function expectCheckClean(image: string, role: string): Promise<void> {
+  const check = await checkOf(image);
+  expect(check, `qemu-img check of ${role} ${image}`).to.deep.equal({ exitCode: 0, leaks: 0, corruptions: 0, checkErrors: 0 });
 }

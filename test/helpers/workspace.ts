@@ -9,9 +9,9 @@ export class Workspace {
   private readonly loops: string[] = [];
   private constructor(readonly dir: string) {}
 
-  /** Makes a new scratch folder (under VOLMERGE_TEST_TMP or the system's tmp). */
-  static async create(prefix = 'volmerge-test-'): Promise<Workspace> {
-    return new Workspace(await mkdtemp(join(process.env.VOLMERGE_TEST_TMP || tmpdir(), prefix)));
+  /** Makes a new scratch folder (under parent, else VOLMERGE_TEST_TMP or the system's tmp). */
+  static async create(prefix = 'volmerge-test-', parent?: string): Promise<Workspace> {
+    return new Workspace(await mkdtemp(join(parent ?? (process.env.VOLMERGE_TEST_TMP || tmpdir()), prefix)));
   }
 
   /** A path inside the folder. */

@@ -57,15 +57,24 @@ async function checkCommand(vg: string, base: string, top: string, raw: string, 
   }
 }
 
-/** state VG: what this host sees: the VG's sequence number, every LV with its tags, size and local activation, and device-mapper devices. */
+/**
+ * state VG: what this host sees: the VG's sequence number, every LV with its UUID, tags, size and local activation,
+ * the LV locks lvmlockd holds here (lvmlockctl --info: UUID -> ex or sh), and device-mapper devices.
+ */
 async function stateCommand(vg: string): Promise<object> {
   const seqno = (await lvm(['vgs', '--noheadings', '-o', 'vg_seqno', vg])).trim();
-  const lvs = JSON.parse(await lvm(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'lv_name,lv_tags,lv_size,lv_active_locally', vg])) as {
+  const lvs = JSON.parse(await lvm(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'lv_name,lv_uuid,lv_tags,lv_size,lv_active_locally', vg])) as {
     report: { lv: Record<string, string>[] }[];
   };
+  const locks: Record<string, string> = {};
+  for (const line of (await lvm(['lvmlockctl', '--info'])).split('\n')) {
+    const match = /^LK LV (ex|sh) (\S+)$/.exec(line.trim());
+    if (match?.[1] && match[2]) locks[match[2]] = match[1];
+  }
   const dm = await execa('dmsetup', ['ls'], { reject: false });
   return {
     seqno,
+    locks,
     lvs: (lvs.report[0]?.lv ?? []).sort((a, b) => String(a.lv_name).localeCompare(String(b.lv_name))),
     dm: String(dm.stdout)
       .split('\n')

@@ -1,7 +1,8 @@
 // Two hosts on one shared VG (lvmlockd + sanlock), in two VMs sharing one raw disk (npm run test:hosts): a merge on one
 // host refuses the same chain on the other with locked-by-other-host and changes nothing; two chains merge at once on the
-// two hosts; an agent killed mid-commit and started again resumes its job from the VG's job LV under the same job id; a
-// host killed mid-commit leaves the chain to the other, which finishes it once the dead host's lease expires.
+// two hosts; an agent killed mid-commit and started again resumes its job from the VG's job LV under the same job id and
+// leaves base and top as they were before the job, and a recovered job that the other host finishes ends; a host killed
+// mid-commit leaves the chain to the other, which finishes it once the dead host's lease expires.
 import { expect } from 'chai';
 import { Cluster, type GuestHost, type HostResult, type RunningCommand } from './cluster.js';
 
@@ -22,9 +23,25 @@ interface JobView {
   status: string;
   progress: number;
   step?: string;
+  cli_job_id?: string;
   error?: { code: number; message: string; name?: string };
 }
 const TOOL = ['node', 'dist/test/hosts/guest-tool.js'];
+
+/** What a host sees of the VG (guest-tool state): LVs, the LV locks lvmlockd holds there (UUID -> ex or sh), device-mapper devices. */
+interface VgState {
+  seqno: string;
+  locks: Record<string, string>;
+  lvs: Record<string, string>[];
+  dm: string[];
+}
+
+/** How an LV is active on the host whose state this is: lvs' lv_active_locally, and the lock lvmlockctl --info names. */
+function activation(state: VgState, lv: string): { active: string; lock: string } {
+  const row = state.lvs.find((r) => r.lv_name === lv);
+  if (!row) throw new Error(`no LV ${lv} in ${JSON.stringify(state.lvs.map((r) => r.lv_name))}`);
+  return { active: row.lv_active_locally ?? '', lock: state.locks[row.lv_uuid ?? ''] ?? 'none' };
+}
 
 interface MergeJson {
   status: 'done' | 'planned' | 'failed';
@@ -89,9 +106,9 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     expect(facts.ok, `chain ${chain} as host ${host.name} sees it: ${result.stdout}${result.stderr}`).to.equal(true);
   }
 
-  async function vgState(host: GuestHost): Promise<{ seqno: string; lvs: Record<string, string>[]; dm: string[] }> {
+  async function vgState(host: GuestHost): Promise<VgState> {
     const result = await host.must([...TOOL, 'state', VG], 120);
-    return JSON.parse(result.stdout) as { seqno: string; lvs: Record<string, string>[]; dm: string[] };
+    return JSON.parse(result.stdout) as VgState;
   }
 
   before(async function () {
@@ -195,15 +212,35 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     return JSON.parse(result.stdout) as Record<string, JobView>;
   }
 
-  it('resumes under the same job id a merge whose agent was killed mid-commit, once the agent is started again', async function () {
-    this.timeout(600_000);
+  /** The job LV of a chain's base, as a host sees the VG. */
+  function jobLvOf(state: VgState, base: string): string {
+    const found = state.lvs.filter((lv) => String(lv.lv_tags).split(',').includes(`VOLMERGE_JOB_BASE_${base}`)).map((lv) => String(lv.lv_name));
+    expect(found, `one job LV of ${base}`).to.have.length(1);
+    return found[0] as string;
+  }
+
+  it('resumes under the same job id a merge whose agent was killed mid-commit and leaves base and top as before the job; ends a recovered job that another host finished', async function () {
+    this.timeout(900_000);
     const started = Date.now();
     const jobId = '3f6b1c2a-9d4e-4f7a-8b5c-1e2d3c4b5a69';
     const params = { job_id: jobId, subchain_info: { sd_id: VG, img_id: '8c1e4d2b-5a6f-4b3c-9d7e-0f1a2b3c4d5e', top_id: 'c5top', base_id: 'c5base' }, merge_bitmaps: true };
     // TEST-ONLY rate limit: the commit of 24 MiB takes about 12 s, long enough to kill the agent inside it (the resumed
     // job keeps the rate its journal recorded).
-    // The agent starts while the chain is made.
-    const [first] = await Promise.all([startAgent(a, [`VOLMERGE_TEST_COMMIT_RATE=${2 * 1024 * 1024}`]), makeChain(a, 'c5')]);
+    // The agent starts while the chains are made. Chain c6 gets a merge killed inside its commit (the crash switch kills
+    // the CLI with its qemu-img): a second unfinished job for the restarted agent to find, which host b will finish.
+    let crashed: HostResult | undefined;
+    const [first] = await Promise.all([
+      startAgent(a, [`VOLMERGE_TEST_COMMIT_RATE=${2 * 1024 * 1024}`]),
+      makeChain(a, 'c5'),
+      (async () => {
+        await makeChain(a, 'c6');
+        crashed = await a.run(['setsid', 'env', 'VOLMERGE_CRASH_AT=commit:during:40', ...mergeArgs('c6top', 'c6base', ['--rate-limit', String(2 * 1024 * 1024)])], 300);
+      })(),
+    ]);
+    expect(crashed?.exitCode, `the c6 merge was killed inside its commit:\n${crashed?.stderr}`).to.equal(137);
+    // Before the job: base and top inactive on host a, as make-chain leaves them.
+    const beforeJob = await vgState(a);
+    for (const lv of ['c5base', 'c5top']) expect(activation(beforeJob, lv), `${lv} before the job`).to.deep.equal({ active: '', lock: 'none' });
     let t = Date.now();
     await a.must([...CLI, 'call', '--socket', AGENT_SOCKET, 'SDM.merge', JSON.stringify(params)], 60);
     let seen: JobView | undefined;
@@ -224,15 +261,38 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     expect(killedRun.exitCode, 'the agent died of SIGKILL').to.equal(137);
     console.log(`      agent on host a killed inside the commit (job at ${seen?.progress ?? '?'}%, step ${seen?.step ?? '?'}, after ${polls} polls)`);
     const killed = await vgState(a);
-    expect(killed.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV stays for the next agent').to.have.length(1);
+    expect(killed.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LVs stay for the next agent').to.have.length(2);
+    for (const lv of ['c5base', 'c5top']) expect(activation(killed, lv).lock, `${lv}: the killed agent left it locked here`).to.equal('ex');
+
+    // Chain c6 goes to host b, as when host a loses its locks: a lets go of it, b holds its base (so that a's recovery
+    // can read c6's job but not resume it: the job waits, pending).
+    const c6JobLv = jobLvOf(killed, 'c6base');
+    const c6Cli = c6JobLv.slice('volmerge_job_'.length);
+    await a.must(['lvchange', '-an', `${VG}/c6base`, `${VG}/c6top`, `${VG}/${c6JobLv}`], 120);
+    await b.must(['lvchange', '-aey', `${VG}/c6base`], 120);
 
     t = Date.now();
     const second = await startAgent(a);
     note('host a: agent started again (with recovery of the shared VG)', Date.now() - t);
-    const recovered = (await getJobs(a))[jobId];
+    const jobs = await getJobs(a);
+    const recovered = jobs[jobId];
     expect(recovered, `the restarted agent shows job ${jobId}:\n${await second.command.stderr()}`).to.not.equal(undefined);
     expect(recovered?.status).to.be.oneOf(['pending', 'running', 'done']);
     expect(await second.command.stderr()).to.contain(`recovery: job ${jobId} queued to finish from step commit`);
+    const waitingId = Object.keys(jobs).find((id) => jobs[id]?.cli_job_id === c6Cli);
+    expect(waitingId, `the restarted agent shows c6's job ${c6Cli}: ${JSON.stringify(jobs)}`).to.not.equal(undefined);
+    expect(jobs[waitingId ?? '']?.status, 'c6 waits: host b holds its base').to.equal('pending');
+
+    // Host b finishes c6 (retried while a's recovery looks at c6's job LV every 30 s: locked-by-other-host is retriable).
+    let bEndedAt = 0;
+    const finishOnB = (async (): Promise<HostResult> => {
+      for (let attempt = 1; ; attempt += 1) {
+        const result = await b.run(mergeArgs('c6top', 'c6base'), 400);
+        bEndedAt = Date.now();
+        if (result.exitCode === 0 || parseMerge(result).error?.code !== 'locked-by-other-host' || attempt >= 20) return result;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    })();
     let last: JobView | undefined;
     await waitFor(async () => {
       last = (await getJobs(a))[jobId];
@@ -240,17 +300,37 @@ describe('two hosts on one shared VG (lvmlockd + sanlock)', function () {
     }, `job ${jobId} to end`, 300_000);
     expect(last?.status, `${JSON.stringify(last)}\n${await second.command.stderr()}`).to.equal('done');
     note('host a: the recovered job, restart to done', Date.now() - t);
+    const afterJob = await vgState(a);
+    for (const lv of ['c5base', 'c5top']) expect(activation(afterJob, lv), `${lv} after the recovered job: as before the job`).to.deep.equal({ active: '', lock: 'none' });
+    expect(afterJob.dm.filter((d) => d.includes('c5')), 'nothing of c5 left active on host a').to.deep.equal([]);
+
+    const onB = await finishOnB;
+    expect(onB.exitCode, onB.stderr).to.equal(0);
+    expect(onB.stderr).to.match(/left this merge unfinished at step commit/);
+    note('host b: the merge of c6 that finishes its job', onB.ms);
+    let ended: JobView | undefined;
+    await waitFor(async () => {
+      ended = (await getJobs(a))[waitingId ?? ''];
+      return ended?.status !== 'pending';
+    }, `c6's job ${c6Cli} to end on host a`, 240_000);
+    note("host a: c6's job ended, after b's merge had ended", Date.now() - bEndedAt);
+    // b's command-line merge does not move base's generation: nothing shows a that the merge it was asked for is done.
+    expect(ended?.status, JSON.stringify(ended)).to.equal('failed');
+    expect(ended?.error?.name).to.equal('job-gone');
+    expect(ended?.error?.code).to.equal(3138);
+    expect(ended?.error?.message).to.contain(`LV ${VG}/${c6JobLv}`).and.to.contain('is gone while it waited');
     await a.must(['kill', '-TERM', String(second.pid)], 60);
     const stopped = await second.command.done;
     expect(stopped.exitCode, stopped.stderr.slice(-2000)).to.be.oneOf([0, 143]);
 
     const after = await vgState(a);
-    expect(after.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LV is removed').to.deep.equal([]);
-    expect(after.dm.filter((d) => d.includes('volmerge_job')), 'no job LV left active').to.deep.equal([]);
+    expect(after.lvs.filter((lv) => String(lv.lv_name).startsWith('volmerge_job_')), 'the job LVs are removed').to.deep.equal([]);
+    expect(after.dm.filter((d) => d.includes('volmerge_job') || d.includes('c6')), 'no job LV and nothing of c6 left active on host a').to.deep.equal([]);
     expect(after.lvs.find((lv) => lv.lv_name === 'c5base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
-    // Checked on host a: base and top stay active there, as the killed agent left them (see the README).
-    await check(a, 'c5');
-    note('scenario 3 (agent killed mid-commit, restarted, job resumed)', Date.now() - started);
+    expect(after.lvs.find((lv) => lv.lv_name === 'c6base')?.lv_tags ?? '').to.not.contain('VOLMERGE_MERGING_');
+    await b.must(['lvchange', '-an', `${VG}/c6base`], 120);
+    await Promise.all([check(a, 'c5'), check(b, 'c6')]);
+    note('scenario 3 (agent killed mid-commit, restarted, job resumed; a recovered job finished by host b)', Date.now() - started);
   });
 
   it('finishes on host b a merge whose host a was killed mid-commit, once a\'s lease has expired', async function () {

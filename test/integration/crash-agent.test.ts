@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { covers, dirtyExtents, type Extent } from '../helpers/dirty-map.js';
-import { bitmapsIn, sameData } from '../helpers/images.js';
+import { bitmapsIn, expectCheckClean, sameData } from '../helpers/images.js';
 import { AgentProcess, AgentWorkspace, freshAgentWorkspaceEachTest, mergeParams } from '../helpers/agent-harness.js';
 
 const MiB = 1024 * 1024;
@@ -46,6 +46,8 @@ describe('agent killed mid-merge, then started again', function () {
     for (const bitmap of bitmaps) expect(bitmap.flags, bitmap.name).to.deep.equal(['auto']);
     for (const name of ['backup', 'shared']) expect(covers(await dirtyExtents(kept.base, name), before[name] ?? []), name).to.equal(true);
     for (const bitmap of await bitmapsIn(kept.top)) expect(bitmap.flags, `top's ${bitmap.name}`).not.to.include('in-use');
+    await expectCheckClean(kept.base, 'base');
+    await expectCheckClean(kept.top, 'top');
 
     const deleted = await agent.finished(doomedJob.job_id);
     expect(deleted.status).to.equal('failed');

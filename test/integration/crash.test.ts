@@ -1,24 +1,29 @@
-// Fault injection over every step boundary and inside the commit: SIGKILL the CLI merge's whole process group there,
-// run the same merge again, and it must finish with the right data and every bitmap a clean merge keeps.
+// The crash matrix on files and loop devices: SIGKILL the CLI merge's whole process group before and after every step,
+// inside the commit early, midway and late, inside the prune's qemu-storage-daemon session, and inside the qemu-img
+// writes of the prune, bitmaps and leaks steps; then the same merge once more must finish (exit 0) with the right
+// data, every bitmap a clean merge keeps, and qemu-img check clean on base and top (no leaked cluster, no corruption).
 import { expect } from 'chai';
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { scanJournals } from '../../src/engine/host-store.js';
 import { MERGE_STEPS } from '../../src/steps/cold-merge.js';
 import { checkAgainst } from '../../src/schema.js';
 import { sh } from '../helpers/commands.js';
-import { bitmapsIn } from '../helpers/images.js';
+import { bitmapsIn, checkOf } from '../helpers/images.js';
 import { canUseLoopDevices } from '../helpers/loop.js';
 import { Workspace } from '../helpers/workspace.js';
-import { expectMerged, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';
+import { expectMerged, killingQemuImg, prepareChain, type PreparedChain } from '../helpers/crash-harness.js';
 import { freshWorkspaceEachTest } from '../helpers/hooks.js';
 import { runCli } from '../helpers/cli.js';
 
 /** Commit rate for the crashes inside the commit: 32 MiB at 16 MiB/s takes about two seconds. */
 const SLOW_COMMIT = String(16 * 1024 * 1024);
 
-// Inside the commit's qemu-storage-daemon session: during the copy, and once top's bitmaps are carried into base in
-// memory but not yet written (carry:during); both leave base open read-write in the killed daemon.
-const CRASH_POINTS = [...MERGE_STEPS.flatMap((step) => [`${step}:before`, `${step}:after`]), 'commit:during:30', 'commit:during:90', 'carry:during'];
+/** The commit killed early, midway and late: each leaves base with leaked clusters (see TOP_DATA) and every bitmap in-use. */
+const COMMIT_KILLS = ['commit:during:10', 'commit:during:50', 'commit:during:90'];
+
+// Inside the commit's qemu-storage-daemon session: during the copy (COMMIT_KILLS), and once top's bitmaps are carried
+// into base in memory but not yet written (carry:during); both leave base open read-write in the killed daemon.
+const CRASH_POINTS = [...MERGE_STEPS.flatMap((step) => [`${step}:before`, `${step}:after`]), ...COMMIT_KILLS, 'carry:during'];
 
 /** VOLMERGE_QEMU_STORAGE_DAEMON pointing at nothing: qemu-img does every step, one run per bitmap. */
 function noDaemon(ws: Workspace): Record<string, string> {
@@ -41,11 +46,16 @@ async function crashThenResume(chain: PreparedChain, crashAt: string, env: Recor
     expect(topBitmaps.every((b) => b.flags.includes('in-use') !== daemon), `top bitmaps ${daemon ? 'whole' : 'left in-use'} after the kill`).to.equal(true);
     expect((await bitmapsIn(chain.base)).every((b) => b.flags.includes('in-use')), 'base bitmaps left in-use by the kill').to.equal(true);
   }
+  if (crashAt.startsWith('commit:during')) {
+    // And clusters of base counted but pointed at by nothing, which the commit run again cannot reuse.
+    expect((await checkOf(chain.base)).leaks, 'base clusters leaked by the kill (the premise of this cell)').to.be.greaterThan(0);
+  }
 
   const resumed = await runCli([...args, '--json'], { ...chain.env, ...env });
   expect(resumed.exitCode, resumed.stderr).to.equal(0);
-  const output = checkAgainst<{ status: string }>('merge-result.schema.json', JSON.parse(resumed.stdout), 'volmerge merge --json');
+  const output = checkAgainst<{ status: string; usedSize: number; plan: { neededSize: number } }>('merge-result.schema.json', JSON.parse(resumed.stdout), 'volmerge merge --json');
   expect(output.status).to.equal('done');
+  expect(output.usedSize, 'base used no more than the resumed run planned').to.be.at.most(output.plan.neededSize);
   await expectMerged(chain);
   expect(await readdir(`${chain.stateDir}/jobs`), 'the finished job leaves no journal or backup behind').to.deep.equal([]);
 }
@@ -107,56 +117,40 @@ describe('crash at every step boundary and inside the commit, then the same merg
   });
 });
 
-/**
- * A qemu-img wrapper that, on the run whose argv contains MATCH, runs it, then leaves every bitmap of IMAGE in-use
- * (qemu-io abort, as a crash in the middle of a bitmap write does) and SIGKILLs the merge's process group.
- */
-async function crashingQemuImg(ws: Workspace): Promise<string> {
-  const path = ws.path('qemu-img-crashing');
-  await writeFile(
-    path,
-    [
-      '#!/bin/bash',
-      'qemu-img "$@"; status=$?',
-      'if [[ " $* " == *" $CRASH_WRAP_MATCH "* ]]; then',
-      '  qemu-io -f qcow2 -c abort "$CRASH_WRAP_IMAGE" >/dev/null 2>&1',
-      '  kill -KILL -- -"$(ps -o pgid= $$ | tr -d " ")"',
-      'fi',
-      'exit $status',
-      '',
-    ].join('\n'),
-  );
-  await chmod(path, 0o755);
-  return path;
-}
-
-describe('crash in the middle of a step that writes base bitmaps (files)', function () {
+describe('crash in the middle of a qemu-img write of a step that writes images (files)', function () {
   this.timeout(120_000);
   let ws: Workspace;
   freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-mid-');
 
-  // Which qemu-img run to crash in: removing stale1 from base (prune), merging toponly from top into base (bitmaps).
-  for (const [step, match] of [
-    ['prune', (c: PreparedChain) => `${c.base} stale1`],
-    ['bitmaps', (c: PreparedChain) => `${c.top} ${c.base} toponly`],
-  ] as const) {
-    it(`rebuilds base's bitmaps from the backup after a kill inside ${step}`, async () => {
+  // Killed at its second write, each of these qemu-img runs leaves base without any bitmap (qemu had cleared the
+  // header's bitmap flag, so the next opener drops the bitmap directory) and with leaked clusters. The leaks step is
+  // killed in the run that finishes a merge whose commit was killed (the only runs with leaks to give back).
+  const cases = [
+    { step: 'prune', match: (c: PreparedChain) => `${c.base} stale1`, first: undefined },
+    { step: 'bitmaps', match: (c: PreparedChain) => `${c.top} ${c.base} toponly`, first: undefined },
+    { step: 'leaks', match: (c: PreparedChain) => `leaks --output json -f qcow2 ${c.base}`, first: 'commit:during:50' },
+  ] as const;
+  for (const { step, match, first } of cases) {
+    it(`finishes after a SIGKILL in the middle of a write of ${step}${first ? ` (in the run after a kill at ${first})` : ''}, base's bitmaps gone and clusters leaked`, async () => {
       const chain = await prepareChain(ws, 'file');
-      const wrapper = await crashingQemuImg(ws);
       const args = ['merge', '--top', chain.top, '--base', chain.base];
-      // No qemu-storage-daemon: prune then removes one bitmap per qemu-img run, which the wrapper can crash in.
+      if (first) {
+        const killed = await runCli([...args, '--rate-limit', SLOW_COMMIT], { ...chain.env, VOLMERGE_CRASH_AT: first });
+        expect(killed.signal, killed.stderr).to.equal('SIGKILL');
+      }
+      // No qemu-storage-daemon: prune then removes one bitmap per qemu-img run, which the wrapper can kill.
       const crashed = await runCli(args, {
         ...chain.env,
         ...noDaemon(ws),
-        VOLMERGE_QEMU_IMG: wrapper,
+        VOLMERGE_QEMU_IMG: await killingQemuImg(ws),
         CRASH_WRAP_MATCH: match(chain),
-        CRASH_WRAP_IMAGE: chain.base,
+        CRASH_WRAP_WRITE: '2',
       });
       expect(crashed.signal, crashed.stderr).to.equal('SIGKILL');
       const [entry] = await scanJournals(chain.stateDir);
       expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal('started');
-      const broken = await bitmapsIn(chain.base);
-      expect(broken.length > 0 && broken.every((b) => b.flags.includes('in-use')), 'base bitmaps left in-use').to.equal(true);
+      expect(await bitmapsIn(chain.base), 'base bitmaps lost by the kill').to.deep.equal([]);
+      expect((await checkOf(chain.base)).leaks, 'base clusters leaked by the kill').to.be.greaterThan(0);
       const resumed = await runCli(args, chain.env);
       expect(resumed.exitCode, resumed.stderr).to.equal(0);
       await expectMerged(chain);
@@ -186,7 +180,7 @@ describe('crash inside the commit on fixed-size block devices (mark kept in the 
   });
   freshWorkspaceEachTest((fresh) => (ws = fresh), 'volmerge-crash-blk-');
 
-  for (const crashAt of ['prune:before', 'commit:during:50', 'carry:during', 'bitmaps:before', 'verify:after']) {
+  for (const crashAt of ['prune:before', 'prune:during:50', ...COMMIT_KILLS, 'carry:during', 'bitmaps:before', 'verify:after']) {
     it(`finishes after a SIGKILL at ${crashAt}`, async () => {
       await crashThenResume(await prepareChain(ws, 'block'), crashAt);
     });

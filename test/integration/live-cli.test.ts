@@ -5,7 +5,7 @@
 // during the job.
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
-import { checksums, startCli, volmerge, type StartedCli } from '../helpers/cli.js';
+import { checksums, runCli, startCli, volmerge, type StartedCli } from '../helpers/cli.js';
 import { sh } from '../helpers/commands.js';
 import { bitmapsIn } from '../helpers/images.js';
 import { attachLoop, canUseLoopDevices, detachLoop } from '../helpers/loop.js';
@@ -94,9 +94,9 @@ describe('volmerge merge --qmp: live merge through the CLI', function () {
       [['--top', leaf, '--base', chain.base, '--qmp', vm.socket], 'bad-chain', /^volmerge: top .*leaf\.qcow2 is backed by top\.qcow2, not by base/],
       [['--top', chain.top, '--base', chain.base, '--qmp', vm.socket, '--remove-top'], 'unsupported', /live merge \(--qmp\) .* does not take --remove-top/],
       // A cold merge of the VM's active layer: qemu-img cannot lock it, and the refusal says how to merge it live.
-      [['--top', leaf, '--base', chain.top], 'busy', /leaf\.qcow2: (qemu-img info .*lock|another process holds it open).*add --qmp SOCKET/],
+      [['--top', leaf, '--base', chain.top], 'busy', /leaf\.qcow2: (qemu-img info .*lock|another process holds it open).*--qmp SOCKET/],
       // A cold merge of inner volumes: the VM holds them read-only, which qemu-img info allows; refused before any job is kept.
-      [['--top', chain.top, '--base', chain.base], 'busy', /^volmerge: top .*top\.qcow2: another process holds it open and lets nobody write it .*add --qmp SOCKET/],
+      [['--top', chain.top, '--base', chain.base], 'busy', /^volmerge: top .*top\.qcow2: another process holds it open and lets nobody write it .*--qmp SOCKET/],
     ];
     for (const [args, code, pattern] of refusals) {
       const run = await volmerge(['merge', '--state-dir', stateDir(), '--json', ...args]);
@@ -225,33 +225,45 @@ describe('volmerge merge --qmp: live merge through the CLI', function () {
     expect((await status(chain)).state).to.equal('idle');
   });
 
-  it('closes the live job of a VM killed mid-job as vm-gone, and a cold merge of the chain finishes it', async () => {
-    const chain = await buildLiveChain(ws.dir);
-    const raw = ws.path('guest.raw');
-    await guestView(chain, raw);
-    vm = await startLiveVm(ws.dir, chain.layers);
-    await vm.write(0x51, 100 * MiB, MiB);
-    const live = mergeArgs(chain, ['--qmp', vm.socket, '--rate-limit', RATE]);
-    cli = startCli(live, {});
-    await waitForQemuJob(vm.qmp, cli);
-    await vm.write(0x52, 120 * MiB, MiB);
-    expect((await queryJobs(vm.qmp)).map((job) => job.status), 'the job still runs after the write').to.deep.equal(['running']);
-    await vm.terminate();
-    const failed = await cli.done;
-    expect(failed.exitCode, failed.stderr).to.equal(1);
-    const unfinished = await status(chain);
-    expect(unfinished.state).to.equal('unfinished');
-    expect(unfinished.job?.kind).to.equal('live');
+  // The cold merge that finishes a vm-gone job sizes base for what the VM's commit left (baseHoldsPartOfTop, journaled):
+  // killed before its mark (a resume starts it over from a new plan) or after it (a resume sizes base again), the same
+  // command once more still sizes it so, and finishes.
+  for (const crashAt of [undefined, 'backup:after', 'mark:after']) {
+    const after = crashAt ? `, killed at ${crashAt} and run once more` : '';
+    it(`closes the live job of a VM killed mid-job as vm-gone, and a cold merge of the chain finishes it${after}`, async () => {
+      const chain = await buildLiveChain(ws.dir);
+      const raw = ws.path('guest.raw');
+      await guestView(chain, raw);
+      vm = await startLiveVm(ws.dir, chain.layers);
+      await vm.write(0x51, 100 * MiB, MiB);
+      const live = mergeArgs(chain, ['--qmp', vm.socket, '--rate-limit', RATE]);
+      cli = startCli(live, {});
+      await waitForQemuJob(vm.qmp, cli);
+      await vm.write(0x52, 120 * MiB, MiB);
+      expect((await queryJobs(vm.qmp)).map((job) => job.status), 'the job still runs after the write').to.deep.equal(['running']);
+      await vm.terminate();
+      const failed = await cli.done;
+      expect(failed.exitCode, failed.stderr).to.equal(1);
+      const unfinished = await status(chain);
+      expect(unfinished.state).to.equal('unfinished');
+      expect(unfinished.job?.kind).to.equal('live');
 
-    // The same command with --qmp cannot finish it: the VM is gone.
-    const refused = await volmerge(live);
-    expect(refused.exitCode).to.equal(1);
-    expect(refused.stderr).to.contain('cannot connect');
-    // Base holds part of top, with the holes the interrupted commit left: the cold merge sizes for them and finishes at once.
-    const cold = await volmerge(mergeArgs(chain));
-    expect(cold.stderr).to.contain('is gone; the live merge ended before its pivot');
-    expect(cold.exitCode, cold.stderr).to.equal(0);
-    expect(cold.stdout).to.contain("holds top's data; bitmaps verified");
-    await expectMergedBase(chain, raw, extentsOf(vm.writes));
-  });
+      // The same command with --qmp cannot finish it: the VM is gone.
+      const refused = await volmerge(live);
+      expect(refused.exitCode).to.equal(1);
+      expect(refused.stderr).to.contain('cannot connect');
+      if (crashAt) {
+        const killed = await runCli(mergeArgs(chain), { VOLMERGE_CRASH_AT: crashAt });
+        expect(killed.signal, killed.stderr).to.equal('SIGKILL');
+        expect(killed.stderr).to.contain('is gone; the live merge ended before its pivot');
+        expect((await status(chain)).job?.kind, 'the cold merge is what is unfinished now').to.equal('cold');
+      }
+      // Base holds part of top, with the holes the interrupted commit left: the cold merge sizes for them and finishes at once.
+      const cold = await volmerge(mergeArgs(chain));
+      if (!crashAt) expect(cold.stderr).to.contain('is gone; the live merge ended before its pivot');
+      expect(cold.exitCode, cold.stderr).to.equal(0);
+      expect(cold.stdout).to.contain("holds top's data; bitmaps verified");
+      await expectMergedBase(chain, raw, extentsOf(vm.writes));
+    });
+  }
 });

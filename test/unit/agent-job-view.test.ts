@@ -114,7 +114,11 @@ describe('agent job view (vdsm HostJobInfo)', () => {
         }),
     });
     const failedId = randomUUID();
-    registry.addFailed({ id: failedId, description: 'merge_subchain', volumes: ['c'] }, { code: 'volume-deleted', message: 'top is gone' });
+    registry.addEnded({ id: failedId, description: 'merge_subchain', volumes: ['c'] }, { status: 'failed', error: { code: 'volume-deleted', message: 'top is gone' } });
+    // A job that start-up recovery held as pending, then found finished by another run (its journal gone, generation moved).
+    const elsewhereId = randomUUID();
+    registry.hold({ id: elsewhereId, description: 'merge_subchain', volumes: ['d'] });
+    registry.addEnded({ id: elsewhereId, description: 'merge_subchain', volumes: ['d'] }, { status: 'done', note: 'finished by another run: generation 4 -> 5' });
     await new Promise((resolve) => setImmediate(resolve));
     context?.progress(25);
 
@@ -123,13 +127,15 @@ describe('agent job view (vdsm HostJobInfo)', () => {
     expect(text).not.to.match(/"progress":[0-9]+[,}]/);
     const jobs = (JSON.parse(text) as { result: Record<string, Record<string, unknown>> }).result;
     expect(validatorFor('rpc-result-host-get-jobs.schema.json')(jobs)).to.equal(true);
-    expect(Object.keys(jobs).sort()).to.deep.equal([doneId, cliUuid, failedId].sort());
+    expect(Object.keys(jobs).sort()).to.deep.equal([doneId, cliUuid, failedId, elsewhereId].sort());
     for (const [key, job] of Object.entries(jobs)) {
       expectVdsmHostJobInfo(job);
       expect(job.id).to.equal(key);
     }
     expect(jobs[cliUuid]).to.deep.include({ status: 'running', cli_job_id: CLI_ID });
     expect(jobs[failedId]?.error).to.deep.equal({ code: 3129, message: 'top is gone', name: 'volume-deleted' });
+    expect(jobs[elsewhereId]).to.deep.include({ status: 'done', progress: 100, note: 'finished by another run: generation 4 -> 5' });
+    expect(jobs[elsewhereId]).to.not.have.property('error');
 
     const byCliId = JSON.parse(await call('Host.getJobs', { job_ids: [CLI_ID] })) as { result: Record<string, unknown> };
     expect(Object.keys(byCliId.result)).to.deep.equal([cliUuid]);

@@ -148,14 +148,19 @@ describe('agent job registry', () => {
     expect(registry.get('e')).to.equal(undefined);
   });
 
-  it('shows recovered jobs: held ones as pending until added, ended ones as failed', async () => {
+  it('shows recovered jobs: held ones as pending until added, ended ones as failed, or done by another run with a note', async () => {
     const registry = new JobRegistry({ maxJobs: 1, finishedTtlMs: 60_000 });
     registry.hold({ id: 'waiting', description: 'merge_subchain', volumes: ['t', 'b'] });
     registry.hold({ id: 'gone', description: 'merge_subchain', volumes: ['t2', 'b2'] });
+    registry.hold({ id: 'elsewhere', description: 'merge_subchain', volumes: ['t3', 'b3'] });
     await tick();
-    expect(statuses(registry)).to.deep.equal({ waiting: 'pending', gone: 'pending' });
-    registry.addFailed({ id: 'gone', description: 'merge_subchain', volumes: ['t2', 'b2'] }, { code: 'volume-deleted', message: 'base b2 was removed' });
-    registry.addFailed({ id: 'broken', description: 'merge_subchain', volumes: [] }, { code: 'needs-attention', message: 'journal unreadable' });
+    expect(statuses(registry)).to.deep.equal({ waiting: 'pending', gone: 'pending', elsewhere: 'pending' });
+    registry.addEnded({ id: 'elsewhere', description: 'merge_subchain', volumes: ['t3', 'b3'] }, { status: 'done', note: 'finished by another run' });
+    expect(registry.get('elsewhere')).to.deep.include({ status: 'done', progress: 100, note: 'finished by another run' });
+    expect(registry.get('elsewhere')?.error).to.equal(undefined);
+    expect(registry.abort.bind(registry, 'elsewhere')).to.throw(/already ended/);
+    registry.addEnded({ id: 'gone', description: 'merge_subchain', volumes: ['t2', 'b2'] }, { status: 'failed', error: { code: 'volume-deleted', message: 'base b2 was removed' } });
+    registry.addEnded({ id: 'broken', description: 'merge_subchain', volumes: [] }, { status: 'failed', error: { code: 'needs-attention', message: 'journal unreadable' } });
     let ran = false;
     registry.add({
       id: 'waiting',
@@ -167,7 +172,7 @@ describe('agent job registry', () => {
     });
     await registry.idle();
     expect(ran).to.equal(true);
-    expect(statuses(registry)).to.deep.equal({ waiting: 'done', gone: 'failed', broken: 'failed' });
+    expect(statuses(registry)).to.deep.equal({ waiting: 'done', gone: 'failed', elsewhere: 'done', broken: 'failed' });
     expect(registry.get('gone')?.error?.code).to.equal('volume-deleted');
     expect(() => registry.add({ id: 'waiting', description: 'merge_subchain', volumes: ['x'], work: async () => undefined })).to.throw(/already exists/);
 

@@ -73,4 +73,19 @@ describe('decideBitmaps', () => {
     const dropped = decideBitmaps([bm('a'), bm('b'), bm('off', [])], [], 'top', 'base', { baseHoldsBitmaps: false, dropBitmaps: true });
     expect(dropped).to.deep.include({ merge: [], add: [], prune: [], drop: ['a', 'b'], skipped: ['off'] });
   });
+
+  it('with dropInconsistent, drops in-use bitmaps of top and base namesakes by name, and decides the rest as if they were gone', () => {
+    const top = [bm('broken', ['in-use', 'auto']), bm('fresh'), bm('kept'), bm('basebroken')];
+    const base = [bm('broken'), bm('kept'), bm('basebroken', ['in-use', 'auto']), bm('stale', ['in-use', 'auto'])];
+    const decision = decideBitmaps(top, base, 'top', 'base', { baseHoldsBitmaps: true, dropBitmaps: false, dropInconsistent: true });
+    expect(decision.inconsistent).to.deep.equal(['basebroken', 'broken']);
+    expect(decision.merge).to.deep.equal(['fresh', 'kept']);
+    expect(decision.add).to.deep.equal([{ name: 'fresh', granularity: 65536 }]);
+    // Base's stale in-use bitmap (a name top lacks) is pruned, as without the option.
+    expect(decision.prune).to.deep.equal(['stale']);
+    // Without it the refusal names the option.
+    expect(() => decideBitmaps(top, base, '/v/top', '/v/base')).to.throw(VolmergeError, /bitmap broken is in-use .*merge with --drop-inconsistent/);
+    const clean = decideBitmaps([bm('a')], [bm('a')], 'top', 'base', { baseHoldsBitmaps: true, dropBitmaps: false, dropInconsistent: true });
+    expect(clean, 'nothing to drop: no inconsistent list').not.to.have.property('inconsistent');
+  });
 });

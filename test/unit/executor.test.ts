@@ -159,4 +159,32 @@ describe('executor over the in-memory store', () => {
     expect(error).to.be.instanceOf(VolmergeError).with.property('message', 'merge of /t into /b aborted before mark');
     expect((error as VolmergeError).code).to.equal('aborted');
   });
+
+  it('runs to the end once a step that finishes on abort has started, in this run or an earlier one', async () => {
+    const controller = new AbortController();
+    const recorder = new Recorder();
+    // The commit finishes on abort here; the abort comes inside it.
+    const table = recorder.table.map((step) =>
+      step.name === 'commit' ? { ...step, finishesOnAbort: true, run: async () => (controller.abort(), recorder.calls.push('commit'), { ran: 'commit' }) } : step,
+    );
+    const store = new MemoryJobStore();
+    const { writer, context } = await start(store, plan(true));
+    await executeTable(table, context, writer, { describe: 'test merge', signal: controller.signal });
+    expect(recorder.calls.slice(recorder.calls.indexOf('commit'))).to.deep.equal(['commit', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
+    // A later run of a journal whose commit had started: aborted from the start, it still runs the rest.
+    const crashed = structuredClone(writer.journal);
+    for (const name of ['bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']) delete crashed.steps[name];
+    const again = new Recorder();
+    const resumed = new JournalWriter(store, crashed);
+    const later = again.table.map((step) => (step.name === 'commit' ? { ...step, finishesOnAbort: true } : step));
+    await executeTable(later, { ...context, writer: resumed }, resumed, { describe: 'test merge', signal: AbortSignal.abort() });
+    expect(again.calls).to.deep.equal(['bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
+    // Before such a step has started, the abort stops the run.
+    const fresh = new Recorder();
+    const other = await start(new MemoryJobStore(), plan(true));
+    const stopped = fresh.table.map((step) => (step.name === 'commit' ? { ...step, finishesOnAbort: true } : step));
+    const error = await executeTable(stopped, other.context, other.writer, { describe: 'test merge', signal: AbortSignal.abort() }).then(() => undefined, (thrown: unknown) => thrown);
+    expect(error).to.have.property('code', 'aborted');
+    expect(fresh.calls).to.deep.equal([]);
+  });
 });

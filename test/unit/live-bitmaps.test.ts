@@ -33,6 +33,17 @@ function thrown(body: () => unknown): Error & { code?: string } {
 }
 
 describe('planLiveBitmaps', () => {
+  it('with dropInconsistent, drops the inconsistent bitmaps of top and base namesakes by name and plans the rest', () => {
+    const top = [bitmap('daily', { inconsistent: true, recording: false }), bitmap('fresh'), bitmap('weekly')];
+    const base = [bitmap('daily'), bitmap('weekly', { inconsistent: true }), bitmap('stale')];
+    const plan = planLiveBitmaps(chainWith(top, base), { dropInconsistent: true });
+    expect(plan.drop).to.deep.equal(['daily', 'weekly']);
+    expect(plan.merge).to.deep.equal(['fresh']);
+    expect(plan.prune).to.deep.equal(['stale']);
+    expect(plan.disable).to.deep.equal([]);
+    expect(thrown(() => planLiveBitmaps(chainWith(top, base))).message).to.match(/merge with --drop-inconsistent/);
+  });
+
   it('prunes what top lacks as valid, disables the recording targets, adds top-only ones, skips disabled and temporary ones', () => {
     const top = [bitmap('shared'), bitmap('toponly', { granularity: 131072 }), bitmap('off', { recording: false }), bitmap('temp', { persistent: false })];
     const base = [bitmap('shared'), bitmap('stale'), bitmap('off'), bitmap('broken-stale', { inconsistent: true, recording: false }), bitmap('backup', { persistent: false })];

@@ -73,6 +73,7 @@ describe('live journals', () => {
       lock: null,
       journal: liveJournal(),
       unreadJobs: [],
+      stale: [],
       problems: [],
       storeDescription: 'state folder /var/lib/volmerge',
       shared: false,

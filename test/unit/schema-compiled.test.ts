@@ -31,7 +31,7 @@ function samples(): [string, unknown][] {
 }
 
 describe('compiled schema validators', function () {
-  // Generating 33 modules takes a few seconds on a loaded machine.
+  // Compiling every schema takes seconds on a loaded machine (more schemas, more time): mocha's 2 s is too short.
   this.timeout(60_000);
   let dir: string;
   const compiled = new Map<string, CompiledModule>();

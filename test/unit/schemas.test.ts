@@ -14,6 +14,13 @@ describe('schemas against recorded outputs', () => {
     expect(() => parseAgainst('lvs.schema.json', fixture('lvm/lvs-lv.json'), 'lvs')).not.to.throw();
   });
 
+  it("accepts losetup's list of one loop device as util-linux 2.38 prints it, and refuses one without a device number", () => {
+    const recorded = parseAgainst<{ loopdevices: { 'back-ino': number; 'back-maj:min': string }[] }>('losetup.schema.json', fixture('loop/losetup-list.json'), 'losetup');
+    expect(recorded.loopdevices[0]?.['back-ino']).to.equal(2147354);
+    expect(recorded.loopdevices[0]?.['back-maj:min'].trim()).to.equal('254:0');
+    expect(() => parseAgainst('losetup.schema.json', '{"loopdevices":[{"name":"/dev/loop0","back-maj:min":"two"}]}', 'losetup')).to.throw(/losetup/);
+  });
+
   it('refuses output of the wrong shape with an error naming the command', () => {
     const broken = { ...jsonFixture<Record<string, unknown>>('qemu/info-base.json'), 'virtual-size': 'big' };
     expect(() => checkAgainst('qemu-img-info.schema.json', broken, 'qemu-img info /dev/vg/base'))

@@ -46,6 +46,22 @@ describe('sizes', () => {
     // A small remainder of top never sizes below the compact image.
     expect(qcow2Needed({ ...input, partialTop: MiB }).needed).to.equal(compact.needed);
   });
+  it('adds the clusters base leaked (a commit killed with clusters in flight) to the compact image: no write reuses them', () => {
+    // The figures of issue 21's chain (1 GiB top) after the kill: 224 leaked clusters, base's file ending at 748224512.
+    const bitmaps = [{ name: 'shared', granularity: 65536 }, { name: 'toponly', granularity: 131072 }];
+    const input = { required: 1074135040, keptBitmaps: bitmaps, layout, baseEnd: 748224512, baseVirtualSize: GiB, topVirtualSize: GiB };
+    const before = qcow2Needed(input);
+    expect(before.needed, 'what the resumed run planned before').to.equal(1074921472);
+    const leaky = qcow2Needed({ ...input, leakedClusters: 224 });
+    expect(leaky.leaked).to.equal(224 * 64 * KiB);
+    expect(leaky.needed - before.needed).to.equal(224 * 64 * KiB);
+    // What the resumed merge used before leaks were counted (1089339392) fits now; what was planned then did not.
+    expect(before.needed).to.be.lessThan(1089339392);
+    expect(leaky.needed).to.be.at.least(1089339392);
+    // Counted as zero, the plan records it (it was looked for) and sizes as before; base's end still bounds it.
+    expect(qcow2Needed({ ...input, leakedClusters: 0 })).to.deep.include({ leaked: 0, needed: before.needed });
+    expect(qcow2Needed({ ...input, baseEnd: 1200 * MiB, leakedClusters: 224 }).needed).to.equal(1200 * MiB + leaky.rewrite);
+  });
 
   it('extends only when the rounded target exceeds the LV, adding leaf room', () => {
     expect(lvExtendTarget(128 * MiB + 1, 0, 4 * MiB, 128 * MiB)).to.equal(128 * MiB + 4 * MiB);

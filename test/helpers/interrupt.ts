@@ -1,0 +1,64 @@
+// Test helper for Ctrl-C and SIGTERM on `volmerge merge`: waiting until the CLI has reached a point (a qemu-img running
+// in its process group, a line on its stderr), and reading the one JSON object an interrupted run prints.
+import { expect } from 'chai';
+import { readdir, readFile } from 'node:fs/promises';
+import { parseAgainst } from '../../src/schema.js';
+import type { CliRun, StartedCli } from './cli.js';
+import { sleep } from './wait.js';
+
+/** How `volmerge merge --json` says that a signal stopped (or did not stop) the merge. */
+export interface InterruptedJson {
+  status: 'done' | 'planned' | 'failed' | 'interrupted';
+  interrupted?: { signal: string; chain: 'as-before' | 'unfinished' | 'merged'; resumeFrom?: string; leftAtOnce?: true; lastStep?: string };
+  error?: { code: string; message: string };
+  fullBackupNeeded?: string[];
+}
+
+/** The command lines of the processes in a process group (the CLI's children included), from /proc. */
+export async function groupCommands(pgid: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) !== pgid) continue;
+      found.push((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim());
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Waits until a process of the CLI's group runs a command line matching pattern; fails when the CLI exits first. */
+export async function untilChildRuns(cli: StartedCli, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (cli.pid !== undefined && (await groupCommands(cli.pid)).some((line) => pattern.test(line))) return;
+    if (cli.exited()) {
+      const run = await cli.done;
+      throw new Error(`the CLI exited (${run.exitCode ?? run.signal}) before running ${pattern}: ${run.stderr.trim()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`no process matching ${pattern} in the CLI's group within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+/** Waits until the CLI has printed a line matching pattern on stderr; fails when it exits first. */
+export async function untilStderr(cli: StartedCli, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(cli.stderrSoFar())) {
+    if (cli.exited()) throw new Error(`the CLI exited before printing ${pattern}: ${cli.stderrSoFar().trim()}`);
+    if (Date.now() > deadline) throw new Error(`the CLI did not print ${pattern} within ${timeoutMs} ms: ${cli.stderrSoFar().trim()}`);
+    await sleep(25);
+  }
+}
+
+/** Expects a run that a signal ended (the shell's 130 or 143) and returns its JSON, checked against the schema. */
+export function expectEndedBy(run: CliRun, signal: 'SIGINT' | 'SIGTERM'): InterruptedJson {
+  expect(run.signal, `ended by ${signal}, not exit ${run.exitCode}: ${run.stderr}`).to.equal(signal);
+  expect(run.stdout.trim().split('\n'), 'one JSON object on stdout').to.have.length(1);
+  const json = parseAgainst<InterruptedJson>('merge-result.schema.json', run.stdout, 'volmerge merge --json (interrupted)');
+  expect(run.stderr, 'no stack trace').not.to.match(/^\s+at /m);
+  return json;
+}
