@@ -5,17 +5,11 @@
 // cannot be left in-use by a crash here.
 import { VolmergeError } from '../errors.js';
 import { checkAgainst } from '../schema.js';
-import { expectSuccess, NODE, openVolume } from './daemon-images.js';
+import { expectSuccess, NODE, openVolume, type DaemonChain } from './daemon-images.js';
 import type { QmpEvent, StorageDaemon } from './qmp.js';
-import type { ProtocolDriver } from './queries.js';
 
 /** The chain to commit. */
-export interface DaemonCommitChain {
-  top: string;
-  topDriver: ProtocolDriver;
-  base: string;
-  baseDriver: ProtocolDriver;
-}
+export type DaemonCommitChain = DaemonChain;
 
 /** Options of the commit. */
 export interface DaemonCommitOptions {

@@ -55,3 +55,23 @@ export async function openVolume(daemon: StorageDaemon, spec: OpenSpec): Promise
 export async function closeVolume(daemon: StorageDaemon, node: string, volume: string): Promise<void> {
   expectSuccess(await daemon.execute({ execute: 'blockdev-del', arguments: { 'node-name': node } }), volume, 'close it', daemon);
 }
+
+/** A chain as the daemon opens it: top over base. */
+export interface DaemonChain {
+  top: string;
+  topDriver: ProtocolDriver;
+  base: string;
+  baseDriver: ProtocolDriver;
+}
+
+/** Opens base read-write and top read-only over it (nodes NODE.base and NODE.top). */
+export async function openChain(daemon: StorageDaemon, chain: DaemonChain): Promise<void> {
+  await openVolume(daemon, { node: NODE.base, path: chain.base, driver: chain.baseDriver, readOnly: false });
+  await openVolume(daemon, { node: NODE.top, path: chain.top, driver: chain.topDriver, readOnly: true, backing: NODE.base });
+}
+
+/** Closes top and then base (base's bitmaps are written back and it is flushed). */
+export async function closeChain(daemon: StorageDaemon, chain: DaemonChain): Promise<void> {
+  await closeVolume(daemon, NODE.top, chain.top);
+  await closeVolume(daemon, NODE.base, chain.base);
+}

@@ -5,7 +5,7 @@
 import type { Step } from '../engine/step.js';
 import { assertNoInUseBitmaps } from '../merge/verify.js';
 import { carryBitmapsInDaemon, endSession } from '../qemu/daemon-bitmaps.js';
-import { NODE, openVolume } from '../qemu/daemon-images.js';
+import { openChain } from '../qemu/daemon-images.js';
 import { copyBitmap, type BitmapCopy } from '../qemu/mutations.js';
 import { readDiskBitmaps } from '../qemu/qcow2-bitmaps.js';
 import type { StorageDaemon } from '../qemu/qmp.js';
@@ -19,8 +19,7 @@ async function carryInDaemon(daemon: StorageDaemon, context: MergeContext, copie
   forgetDaemon(context);
   let failed = true;
   try {
-    await openVolume(daemon, { node: NODE.base, path: base.realPath, driver: base.driver, readOnly: false });
-    await openVolume(daemon, { node: NODE.top, path: top.realPath, driver: top.driver, readOnly: true, backing: NODE.base });
+    await openChain(daemon, { top: top.realPath, topDriver: top.driver, base: base.realPath, baseDriver: base.driver });
     await carryBitmapsInDaemon(daemon, base.realPath, copies);
     failed = false;
   } finally {

@@ -10,6 +10,7 @@ import { rereadChain } from '../merge/reread.js';
 import { assertNoInUseBitmaps } from '../merge/verify.js';
 import { carryBitmapsInDaemon, endSession } from '../qemu/daemon-bitmaps.js';
 import { commitInDaemon } from '../qemu/daemon-commit.js';
+import { closeChain, openChain } from '../qemu/daemon-images.js';
 import { commit, type BitmapCopy } from '../qemu/mutations.js';
 import { readDiskBitmaps } from '../qemu/qcow2-bitmaps.js';
 import type { StorageDaemon } from '../qemu/qmp.js';
@@ -53,6 +54,11 @@ async function commitWithDaemon(daemon: StorageDaemon, context: MergeContext): P
     });
     const copies = bitmapCopies(context, present);
     if (copies.length > 0) {
+      // Closed and opened again before the bitmaps are written, as qemu-img's commit and bitmap runs do: a new open
+      // allocates from base's first free cluster, so the bitmaps fill the holes the prune left instead of going past
+      // the commit's last cluster (a session that stays open ended up to 3 clusters beyond the planned size).
+      await closeChain(daemon, chain);
+      await openChain(daemon, chain);
       await carryBitmapsInDaemon(daemon, base.realPath, copies);
       // A kill inside the combined session, bitmaps carried in memory and not yet written: the journal says commit started.
       crashDuring('carry', 100);
