@@ -98,7 +98,8 @@ describe('volmerge merge (cold): Ctrl-C and SIGTERM', function () {
     cli.kill('SIGINT');
     const run = await cli.done;
     const json = expectEndedBy(run, 'SIGINT');
-    expect(json.interrupted).to.deep.equal({ signal: 'SIGINT', chain: 'unfinished', leftAtOnce: true, lastStep: 'commit' });
+    // The last step begun before the hold at bitmaps: leaks (nothing to give back, so it only passes through).
+    expect(json.interrupted).to.deep.equal({ signal: 'SIGINT', chain: 'unfinished', leftAtOnce: true, lastStep: 'leaks' });
     expect(run.stderr).to.contain(`volmerge status --base ${chain.base}`).and.to.contain(`volmerge merge --top ${chain.top} --base ${chain.base} --json`);
     expect(await keptJobs(chain), 'the journal is kept').to.have.length(1);
     await expectSameCommandMerges(chain, 'bitmaps');
