@@ -102,6 +102,7 @@ describe('volmerge merge (cold): Ctrl-C and SIGTERM', function () {
     expect(json.interrupted).to.deep.equal({ signal: 'SIGINT', chain: 'unfinished', leftAtOnce: true, lastStep: 'leaks' });
     expect(run.stderr).to.contain(`volmerge status --base ${chain.base}`).and.to.contain(`volmerge merge --top ${chain.top} --base ${chain.base} --json`);
     expect(await keptJobs(chain), 'the journal is kept').to.have.length(1);
-    await expectSameCommandMerges(chain, 'bitmaps');
+    // On disk the journal's last done step is the commit (leaks, with nothing to give back, is done only in memory).
+    await expectSameCommandMerges(chain, 'leaks');
   });
 });
