@@ -170,15 +170,15 @@ describe('executor over the in-memory store', () => {
     const store = new MemoryJobStore();
     const { writer, context } = await start(store, plan(true));
     await executeTable(table, context, writer, { describe: 'test merge', signal: controller.signal });
-    expect(recorder.calls.slice(recorder.calls.indexOf('commit'))).to.deep.equal(['commit', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
+    expect(recorder.calls.slice(recorder.calls.indexOf('commit'))).to.deep.equal(['commit', 'leaks', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
     // A later run of a journal whose commit had started: aborted from the start, it still runs the rest.
     const crashed = structuredClone(writer.journal);
-    for (const name of ['bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']) delete crashed.steps[name];
+    for (const name of ['leaks', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']) delete crashed.steps[name];
     const again = new Recorder();
     const resumed = new JournalWriter(store, crashed);
     const later = again.table.map((step) => (step.name === 'commit' ? { ...step, finishesOnAbort: true } : step));
     await executeTable(later, { ...context, writer: resumed }, resumed, { describe: 'test merge', signal: AbortSignal.abort() });
-    expect(again.calls).to.deep.equal(['bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
+    expect(again.calls).to.deep.equal(['leaks', 'bitmaps', 'verify', 'unmark', 'retire', 'rebase', 'shrink', 'remove-top']);
     // Before such a step has started, the abort stops the run.
     const fresh = new Recorder();
     const other = await start(new MemoryJobStore(), plan(true));
