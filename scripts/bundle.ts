@@ -5,15 +5,16 @@
 // ES module entry about 20 ms later. The bundle sits beside dist/src/package-root.js, so paths to package files stay
 // right. winston and ajv stay outside: they are loaded at run time only when needed.
 import { build } from 'esbuild';
-import { chmod } from 'node:fs/promises';
+import { chmod, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeCodeCache } from '../src/bundle-loader.cjs';
 
 const BUNDLE = fileURLToPath(new URL('../src/volmerge-bundle.cjs', import.meta.url));
 const ENTRY = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BIN = fileURLToPath(new URL('../src/volmerge.cjs', import.meta.url));
-/** The compiled schema validators (src/schema-compile.ts), which every command loads too. */
-const VALIDATORS = fileURLToPath(new URL('../src/schema-validators.cjs', import.meta.url));
+/** The compiled schema validators (src/schema-compile.ts), one module per schema, each loaded on first use. */
+const VALIDATORS = fileURLToPath(new URL('../src/schema-validators/', import.meta.url));
 
 await build({
   entryPoints: [ENTRY],
@@ -32,5 +33,5 @@ await build({
   logLevel: 'warning',
 });
 writeCodeCache(BUNDLE);
-writeCodeCache(VALIDATORS);
+for (const file of await readdir(VALIDATORS)) if (file.endsWith('.cjs')) writeCodeCache(join(VALIDATORS, file));
 await chmod(BIN, 0o755);

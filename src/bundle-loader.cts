@@ -8,7 +8,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 
 /** How the last compile used the code cache: accepted by V8, refused by V8, made from other bytes, or missing. */
 export type CodeCacheUse = 'accepted' | 'rejected' | 'stale' | 'missing';
@@ -76,6 +75,9 @@ export function requireWithCodeCache(file: string): unknown {
  * file's digest first. Only a node of the same version, run with the same V8 flags, will accept it.
  */
 export function writeCodeCache(file: string): void {
+  // Loaded here only: a run never writes a cache, and node:v8 costs a few ms of every command's start-up.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
   const bytes = readFileSync(file);
   setFlagsFromString('--no-lazy');
   let script: Script;

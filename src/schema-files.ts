@@ -17,3 +17,15 @@ export function readSchemaTexts(): Record<string, string> {
   }
   return texts;
 }
+
+/** A schema file and every schema file it refers to ("$ref": "other.schema.json..."), recursively, in name order. */
+export function referencedSchemas(texts: Record<string, string>, file: string): string[] {
+  const found = new Set<string>();
+  const visit = (name: string): void => {
+    if (found.has(name) || texts[name] === undefined) return;
+    found.add(name);
+    for (const match of (texts[name] ?? '').matchAll(/"\$ref"\s*:\s*"([^"#]+\.schema\.json)/g)) visit(match[1] ?? '');
+  };
+  visit(file);
+  return [...found].sort();
+}

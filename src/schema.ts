@@ -1,5 +1,7 @@
-// Validates JSON against the schemas in schemas/. The validators are compiled at build time (src/schema-compile.ts) and
-// used only while the schema files still read exactly as they did then; otherwise ajv compiles them here, on first use.
+// Validates JSON against the schemas in schemas/. Each schema's validator is compiled at build time into a module of its
+// own (src/schema-compile.ts) and loaded on first use, only while the schema files it was made from still read exactly
+// as they did then; otherwise ajv compiles every schema here, once.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
@@ -11,58 +13,72 @@ export { SCHEMA_DIR } from './schema-files.js';
 
 const require = createRequire(import.meta.url);
 
-/** The build's compiled validators by schema file name, plus the schema texts they were compiled from. */
+/** One compiled validator module: the validator under its schema file's name, plus the schema texts it was made from. */
 export type CompiledModule = Record<string, ValidateFunction> & { __sources?: Record<string, string> };
 
-/** Where the validators come from in this process, decided once on first use. */
-type Source = { kind: 'compiled'; validators: CompiledModule; files: Set<string> } | { kind: 'runtime'; ajv: Ajv; files: Set<string> };
+/** Validators in use, by schema file. */
+const validators = new Map<string, ValidateFunction>();
+/** ajv compiling schemas/ at run time, once a compiled module did not match (or was missing). */
+let runtime: Ajv | undefined;
 
-let loaded: Source | undefined;
-
-/** Whether the compiled module was made from exactly these schema texts (same files, same bytes). */
+/** Whether a compiled module was made from exactly these schema texts (every file it used, byte for byte). */
 export function compiledMatches(compiled: CompiledModule, texts: Record<string, string>): boolean {
   const made = compiled.__sources;
-  if (!made) return false;
-  const files = Object.keys(texts);
-  return files.length === Object.keys(made).length && files.every((file) => made[file] === texts[file] && typeof compiled[file] === 'function');
+  if (!made || Object.keys(made).length === 0) return false;
+  return Object.entries(made).every(([file, text]) => texts[file] === text);
 }
 
-/** The build's validators when they match the schema files; ajv compiling the files otherwise. */
-function loadSource(): Source {
-  if (loaded) return loaded;
-  const texts = readSchemaTexts();
-  const files = new Set(Object.keys(texts));
-  let compiled: CompiledModule | undefined;
+/** The texts of the schema files a module names, read now (a file that is gone reads as undefined). */
+function currentTexts(files: readonly string[]): Record<string, string> {
+  const texts: Record<string, string> = {};
+  for (const file of files) {
+    try {
+      texts[file] = readFileSync(SCHEMA_DIR + file, 'utf8');
+    } catch {
+      // Missing: the module does not match.
+    }
+  }
+  return texts;
+}
+
+/** The build's validator of one schema when it matches the schema files; undefined otherwise. */
+function compiledValidator<T>(schemaFile: string): ValidateFunction<T> | undefined {
+  if (runtime) return undefined;
+  let compiled: CompiledModule;
   try {
-    compiled = requireWithCodeCache(fileURLToPath(new URL('./schema-validators.cjs', import.meta.url))) as CompiledModule;
+    const module = fileURLToPath(new URL(`./schema-validators/${schemaFile.replace(/\.json$/, '')}.cjs`, import.meta.url));
+    compiled = requireWithCodeCache(module) as CompiledModule;
   } catch {
-    compiled = undefined;
+    return undefined;
   }
-  if (compiled && compiledMatches(compiled, texts)) {
-    loaded = { kind: 'compiled', validators: compiled, files };
-    return loaded;
-  }
+  const validate = compiled[schemaFile];
+  if (typeof validate !== 'function' || !compiledMatches(compiled, currentTexts(Object.keys(compiled.__sources ?? {})))) return undefined;
+  return validate as ValidateFunction<T>;
+}
+
+/** ajv with every schema file added (made once). */
+function runtimeAjv(): Ajv {
+  if (runtime) return runtime;
   const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
   const ajv = new AjvClass(AJV_OPTIONS);
-  for (const [file, text] of Object.entries(texts)) ajv.addSchema(JSON.parse(text) as object, file);
-  loaded = { kind: 'runtime', ajv, files };
-  return loaded;
+  for (const [file, text] of Object.entries(readSchemaTexts())) ajv.addSchema(JSON.parse(text) as object, file);
+  runtime = ajv;
+  return ajv;
 }
 
 /** 'compiled' when the build's validators are in use, 'runtime' when ajv compiles the schemas in this process. */
 export function validatorSource(): 'compiled' | 'runtime' {
-  return loadSource().kind;
+  validatorFor('journal.schema.json');
+  return runtime ? 'runtime' : 'compiled';
 }
 
 /** The validator of one schema file, such as 'qemu-img-info.schema.json'. */
 export function validatorFor<T>(schemaFile: string): ValidateFunction<T> {
-  const from = loadSource();
-  const validate = !from.files.has(schemaFile)
-    ? undefined
-    : from.kind === 'compiled'
-      ? (from.validators[schemaFile] as ValidateFunction<T>)
-      : from.ajv.getSchema<T>(schemaFile);
+  const known = validators.get(schemaFile);
+  if (known) return known as ValidateFunction<T>;
+  const validate = compiledValidator<T>(schemaFile) ?? runtimeAjv().getSchema<T>(schemaFile);
   if (!validate) throw new Error(`no schema ${schemaFile} in ${SCHEMA_DIR}`);
+  validators.set(schemaFile, validate);
   return validate;
 }
 

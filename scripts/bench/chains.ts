@@ -1,7 +1,7 @@
 // Benchmark chains: a golden top -> base chain per data size, and identical fresh copies of it on files or on loop devices.
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { must } from './proc.js';
+import { feed, must } from './proc.js';
 import type { Workspace } from './workspace.js';
 
 const MiB = 1024 * 1024;
@@ -45,19 +45,36 @@ function writeCommands(offsetMiB: number, sizeMiB: number, pattern: number): str
   return commands;
 }
 
+/** Adds count enabled persistent bitmaps stale0, stale1... to base: one qemu-img run each, or one qemu-storage-daemon for many. */
+async function addStaleBitmaps(base: string, count: number): Promise<void> {
+  if (count <= 32) {
+    for (let i = 0; i < count; i += 1) await must(['qemu-img', 'bitmap', '--add', '-f', 'qcow2', base, `stale${i}`]);
+    return;
+  }
+  // One qemu-img run per bitmap would load and store every bitmap each time (minutes for 1000): one QMP session instead.
+  const blockdev = JSON.stringify({ driver: 'qcow2', 'node-name': 'b', file: { driver: 'file', filename: base } });
+  const lines = ['{"execute":"qmp_capabilities"}', `{"execute":"blockdev-add","arguments":${blockdev}}`];
+  for (let i = 0; i < count; i += 1) lines.push(JSON.stringify({ execute: 'block-dirty-bitmap-add', arguments: { node: 'b', name: `stale${i}`, persistent: true } }));
+  lines.push('{"execute":"quit"}');
+  const result = await feed(['qemu-storage-daemon', '--chardev', 'stdio,id=qmp', '--monitor', 'chardev=qmp'], `${lines.join('\n')}\n`);
+  if (result.code !== 0 || /"error"/.test(result.stdout) || result.stderr.trim()) {
+    throw new Error(`adding ${count} bitmaps to ${base} failed (exit ${result.code}): ${result.stdout.slice(0, 500)} ${result.stderr}`);
+  }
+}
+
 /**
  * Builds base (virtual size data + 512 MiB, 64 MiB of data, staleBitmaps stale bitmaps) and top (backing file named
  * relatively, one bitmap 'good' that records dataMiB of new data), then flushes them to disk.
  */
 export async function buildGolden(workspace: Workspace, dataMiB: number, staleBitmaps: number): Promise<GoldenChain> {
-  const dir = workspace.path(`golden-${dataMiB}M`);
+  const dir = workspace.path(`golden-${dataMiB}M-${staleBitmaps}s`);
   await mkdir(dir);
   const virtualBytes = (dataMiB + 512) * MiB;
   const base = join(dir, 'base.qcow2');
   const top = join(dir, 'top.qcow2');
   await must(['qemu-img', 'create', '-q', '-f', 'qcow2', base, String(virtualBytes)]);
   await must(['qemu-io', '-f', 'qcow2', ...writeCommands(dataMiB, BASE_DATA_MiB, 0x11), base]);
-  for (let i = 0; i < staleBitmaps; i += 1) await must(['qemu-img', 'bitmap', '--add', '-f', 'qcow2', base, `stale${i}`]);
+  await addStaleBitmaps(base, staleBitmaps);
   await must(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', top], { cwd: dir });
   await must(['qemu-img', 'bitmap', '--add', '-f', 'qcow2', top, 'good']);
   await must(['qemu-io', '-f', 'qcow2', ...writeCommands(0, dataMiB, 0x5a), top]);

@@ -7,14 +7,15 @@ import { parseArgs } from 'node:util';
 import { measureAgent } from './agent-latency.js';
 import { buildGolden, type GoldenChain, type Medium } from './chains.js';
 import { measureCommitOptions } from './commit-options.js';
-import { measureFixedCost } from './fixed-cost.js';
 import { libvirtSkipReason, measureLibvirt } from './libvirt.js';
+import { startAgent } from './agent-runner.js';
 import { measureLive } from './live.js';
 import { measurePairs } from './pairs.js';
 import { exec } from './proc.js';
 import { straceCount } from './process-count.js';
 import { renderMarkdown, type BenchResults } from './report.js';
 import { measureStartup } from './startup.js';
+import { measureAgainstVdsm, measureFixedTargets, type Contender } from './targets.js';
 import { checkoutCommit, snapshotBuild } from './volmerge.js';
 import { withWorkspace } from './workspace.js';
 
@@ -23,8 +24,12 @@ const USAGE = `usage: npm run bench -- [options]
   --big                also 4096 MiB (4 GiB)
   --runs N             runs per figure, median reported (default 5, at least 5 for published figures)
   --media LIST         file,loop (default both)
-  --sections LIST      startup,fixed,pairs,options,agent,live,libvirt (default all)
-  --fixed-size MiB     data in top for the fixed-cost comparison of the CLI and the agent (default 64)
+  --sections LIST      targets,vdsm,startup,pairs,options,agent,live,libvirt (default all; fixed = targets)
+  --baseline DIR       also measure the build in DIR (a built checkout, e.g. a clone at an older commit), alternated
+                       with this one in targets, vdsm and pairs: before and after side by side
+  --fixed-size MiB     data in top for the fixed-cost targets and the vdsm comparison (default 64)
+  --vdsm-stale LIST    stale bitmaps in base for the comparison with vdsm's command sequence (default 0,32,1000)
+  --vdsm-runs N        rounds per count in the vdsm comparison (default 5; at most 3 from 500 stale bitmaps on)
   --option-size MiB    data size for the commit-option comparison (default 1024)
   --agent-size MiB     data size of each of the 4 agent merges (default 1024)
   --live-size MiB      data in top for the live merge against the cold commit, per medium (default 256)
@@ -54,8 +59,11 @@ function settings(argv: string[]) {
       big: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       media: { type: 'string', default: 'file,loop' },
-      sections: { type: 'string', default: 'startup,fixed,pairs,options,agent,live,libvirt' },
+      sections: { type: 'string', default: 'targets,vdsm,startup,pairs,options,agent,live,libvirt' },
+      baseline: { type: 'string' },
       'fixed-size': { type: 'string', default: '64' },
+      'vdsm-stale': { type: 'string', default: '0,32,1000' },
+      'vdsm-runs': { type: 'string', default: '5' },
       'option-size': { type: 'string', default: '1024' },
       'agent-size': { type: 'string', default: '1024' },
       'live-size': { type: 'string', default: '256' },
@@ -81,7 +89,10 @@ function settings(argv: string[]) {
     sizes,
     runs: positiveInt(values.runs, '--runs'),
     media: media as Medium[],
-    sections: new Set(list(values.sections)),
+    sections: new Set(list(values.sections).map((name) => (name === 'fixed' ? 'targets' : name))),
+    baseline: values.baseline ? resolve(values.baseline) : undefined,
+    vdsmStale: list(values['vdsm-stale']).map((s) => Number(s)),
+    vdsmRuns: positiveInt(values['vdsm-runs'], '--vdsm-runs'),
     optionSize: positiveInt(values['option-size'], '--option-size'),
     agentSize: positiveInt(values['agent-size'], '--agent-size'),
     fixedSize: positiveInt(values['fixed-size'], '--fixed-size'),
@@ -128,10 +139,10 @@ async function main(): Promise<void> {
     strace: [],
     commitOptions: [],
     targets: {
-      outsideCommit: '< 250 ms with 32 stale bitmaps',
-      fixedCli: '< 300 ms outside the copy by the CLI (files, 32 stale bitmaps, a small top)',
-      fixedAgent: '< 150 ms outside the copy by the agent',
-      ratio: 'merge / commit <= 1.10 at 1 GiB, <= 1.03 at 4 GiB',
+      ratio: 'merge / bare commit <= 1.15 at 1 GiB, <= 1.05 at 4 GiB (32 stale bitmaps)',
+      fixedCli: 'merge minus bare commit by the CLI <= 8 units of one cold qemu-img info of base',
+      fixedAgent: 'SDM.merge to done minus bare commit <= 5 units',
+      vdsm: 'a merge faster than vdsm\'s command sequence at 0, 32 and 1000 stale bitmaps',
       help: 'volmerge --help < 300 ms',
       getJobs: 'Host.getJobs p99 < 20 ms with 4 merges running',
     },
@@ -144,25 +155,47 @@ async function main(): Promise<void> {
       say('bench: start-up');
       results.startup = await measureStartup(build, Math.max(options.runs, 15));
     }
-    const goldens = new Map<number, GoldenChain>();
-    const golden = async (dataMiB: number): Promise<GoldenChain> => {
-      let chain = goldens.get(dataMiB);
+    const baselineBuild = options.baseline ? await snapshotBuild(workspace.path('baseline'), options.baseline) : undefined;
+    if (options.baseline) results.machine.baseline = await checkoutCommit(options.baseline);
+    const goldens = new Map<string, GoldenChain>();
+    const golden = async (dataMiB: number, stale = options.stale): Promise<GoldenChain> => {
+      let chain = goldens.get(`${dataMiB}/${stale}`);
       if (!chain) {
-        say(`bench: building a chain with ${dataMiB} MiB in top and ${options.stale} stale bitmaps in base`);
-        chain = await buildGolden(workspace, dataMiB, options.stale);
-        goldens.set(dataMiB, chain);
+        say(`bench: building a chain with ${dataMiB} MiB in top and ${stale} stale bitmaps in base`);
+        chain = await buildGolden(workspace, dataMiB, stale);
+        goldens.set(`${dataMiB}/${stale}`, chain);
       }
       return chain;
     };
-    if (options.sections.has('fixed')) {
-      say(`bench: fixed cost by the CLI and by the agent, ${options.fixedSize} MiB in top`);
-      results.fixed = await measureFixedCost(build, workspace, await golden(options.fixedSize), Math.max(options.runs, 9), say);
+    const contenders: Contender[] = [];
+    try {
+      if (options.sections.has('targets') || options.sections.has('vdsm')) {
+        contenders.push({ label: 'this', commit: String(results.machine.commit), build, agent: await startAgent(build, workspace.path('agent-this')) });
+        if (baselineBuild) {
+          const commit = String(results.machine.baseline);
+          contenders.push({ label: 'baseline', commit, build: baselineBuild, agent: await startAgent(baselineBuild, workspace.path('agent-baseline')) });
+        }
+      }
+      if (options.sections.has('targets')) {
+        say(`bench: targets: fixed cost by the CLI and by the agent in units of one qemu-img info, ${options.fixedSize} MiB in top`);
+        results.fixedTargets = await measureFixedTargets(workspace, await golden(options.fixedSize), contenders, Math.max(options.runs, 9), say);
+      }
+      if (options.sections.has('vdsm')) {
+        for (const stale of options.vdsmStale) {
+          const runs = stale >= 500 ? Math.min(options.vdsmRuns, 3) : options.vdsmRuns;
+          say(`bench: against vdsm's command sequence, ${stale} stale bitmaps, ${runs} rounds`);
+          (results.vdsm ??= []).push(await measureAgainstVdsm(workspace, await golden(options.fixedSize, stale), contenders, runs, say));
+        }
+      }
+    } finally {
+      for (const c of contenders) await c.agent.stop();
     }
     if (options.sections.has('pairs')) {
       for (const medium of options.media) {
         for (const dataMiB of options.sizes) {
           say(`bench: ${medium}, ${dataMiB} MiB: merge / bare commit / dd, alternated`);
-          results.pairs.push(await measurePairs(build, workspace, await golden(dataMiB), medium, options.runs, say));
+          const baseline = baselineBuild ? { build: baselineBuild, commit: String(results.machine.baseline) } : undefined;
+          results.pairs.push(await measurePairs(build, workspace, await golden(dataMiB), medium, options.runs, say, baseline));
         }
         const counted = await straceCount(build, workspace, await golden(Math.min(...options.sizes)), medium);
         if (counted) results.strace.push(counted);

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { freshCopy, type GoldenChain, type Medium } from './chains.js';
 import { must } from './proc.js';
 import { median, round, summarize, type Summary } from './stats.js';
-import { breakdown, tracedMerge, type Build, type MergeBreakdown } from './volmerge.js';
+import { breakdown, plainMerge, tracedMerge, type Build, type MergeBreakdown } from './volmerge.js';
 import type { Workspace } from './workspace.js';
 
 const MiB = 1024 * 1024;
@@ -31,16 +31,28 @@ export interface PairResult {
   commitInsideMergeMs: Summary;
   /** The breakdown of the merge with the median outside-commit time. */
   typicalMerge: MergeBreakdown;
+  /** A baseline build's merges of the same chain, alternated with the others (--baseline). */
+  baseline?: { commit: string; mergeMs: Summary; ratio: Summary };
 }
 
-/** The three commands that are alternated. */
-type Contender = 'merge' | 'commit' | 'dd';
+/** The commands that are alternated. */
+type Contender = 'merge' | 'commit' | 'dd' | 'baseline';
 
 /** Times one bare `qemu-img commit -t none -b BASE TOP` of a fresh copy. */
 async function bareCommit(workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<number> {
   const copy = await freshCopy(workspace, golden, medium, 'run-commit');
   try {
     return (await must(['qemu-img', 'commit', '-t', 'none', '-b', copy.base, copy.top])).ms;
+  } finally {
+    await copy.dispose();
+  }
+}
+
+/** Times one `volmerge merge` of a fresh copy by another build, untraced. */
+async function baselineMerge(build: Build, workspace: Workspace, golden: GoldenChain, medium: Medium): Promise<number> {
+  const copy = await freshCopy(workspace, golden, medium, 'run-baseline');
+  try {
+    return (await plainMerge(build, copy.top, copy.base, workspace.path('state-baseline'))).ms;
   } finally {
     await copy.dispose();
   }
@@ -88,26 +100,29 @@ export async function measurePairs(
   medium: Medium,
   runs: number,
   say: (line: string) => void,
+  baseline?: { build: Build; commit: string },
 ): Promise<PairResult> {
   const merges: MergeBreakdown[] = [];
   const commits: number[] = [];
   const dds: number[] = [];
-  const contenders: Contender[] = ['merge', 'commit', 'dd'];
+  const baselines: number[] = [];
+  const contenders: Contender[] = ['merge', 'commit', 'dd', ...(baseline ? (['baseline'] as const) : [])];
   for (let round_ = 0; round_ < runs; round_ += 1) {
     const order = contenders.map((_, i) => contenders[(i + round_) % contenders.length] as Contender);
     for (const contender of order) {
       if (contender === 'merge') merges.push(await oneMerge(build, workspace, golden, medium));
       else if (contender === 'commit') commits.push(await bareCommit(workspace, golden, medium));
+      else if (contender === 'baseline' && baseline) baselines.push(await baselineMerge(baseline.build, workspace, golden, medium));
       else dds.push(await oneDd(workspace, golden, medium));
     }
     const last = merges[merges.length - 1] as MergeBreakdown;
     say(
       `  ${medium} ${golden.dataMiB} MiB run ${round_ + 1}/${runs}: merge ${last.wallMs.toFixed(0)} ms (outside commit ${last.outsideCommitMs.toFixed(0)}), ` +
-        `commit ${(commits[commits.length - 1] ?? NaN).toFixed(0)} ms, dd ${(dds[dds.length - 1] ?? NaN).toFixed(0)} ms`,
+        `commit ${(commits[commits.length - 1] ?? NaN).toFixed(0)} ms, dd ${(dds[dds.length - 1] ?? NaN).toFixed(0)} ms` +
+        (baseline ? `, baseline merge ${(baselines[baselines.length - 1] ?? NaN).toFixed(0)} ms` : ''),
     );
   }
   const mergeMs = merges.map((m) => m.wallMs);
-  const ratios = mergeMs.map((m, i) => m / (commits[i] as number));
   const outside = merges.map((m) => m.outsideCommitMs);
   const typical = [...merges].sort((a, b) => a.outsideCommitMs - b.outsideCommitMs)[Math.floor(merges.length / 2)] as MergeBreakdown;
   const commitMedian = median(commits);
@@ -119,7 +134,7 @@ export async function measurePairs(
     runs,
     mergeMs: summarize(mergeMs),
     commitMs: summarize(commits),
-    ratio: { ...summarize(ratios), median: round(median(ratios), 3), samples: ratios.map((r) => round(r, 3)), min: round(Math.min(...ratios), 3), max: round(Math.max(...ratios), 3) },
+    ratio: ratioOf(mergeMs, commits),
     ddMs: summarize(dds),
     commitMiBps: round(golden.dataMiB / (commitMedian / 1000)),
     ddMiBps: round(golden.dataMiB / (ddMedian / 1000)),
@@ -127,7 +142,14 @@ export async function measurePairs(
     outsideCommitMs: summarize(outside),
     commitInsideMergeMs: summarize(merges.map((m) => m.commitMs)),
     typicalMerge: roundBreakdown(typical),
+    ...(baseline ? { baseline: { commit: baseline.commit, mergeMs: summarize(baselines), ratio: ratioOf(baselines, commits) } } : {}),
   };
+}
+
+/** Ratios a[i] / b[i] of paired samples, 3 decimals. */
+function ratioOf(a: readonly number[], b: readonly number[]): Summary {
+  const ratios = a.map((m, i) => m / (b[i] as number));
+  return { samples: ratios.map((r) => round(r, 3)), median: round(median(ratios), 3), min: round(Math.min(...ratios), 3), max: round(Math.max(...ratios), 3) };
 }
 
 /** The breakdown with every figure rounded to 0.1 ms. */

@@ -50,3 +50,23 @@ export async function must(argv: readonly string[], options: ExecOptions = {}): 
   }
   return result;
 }
+
+/** Runs argv with input written to its stdin (then closed); resolves with its exit status and output. */
+export function feed(argv: readonly string[], input: string): Promise<Timed> {
+  const [file, ...args] = argv;
+  if (!file) return Promise.reject(new Error('feed: empty argv'));
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      resolve({ argv, code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms });
+    });
+    child.stdin.end(input);
+  });
+}

@@ -9,6 +9,43 @@ export interface TracedChild {
   argv: string[];
   startMs: number;
   endMs?: number;
+  /** For a QMP peer on stdin/stdout (qemu-storage-daemon): each command as sent and when its reply came. */
+  qmp?: { execute: string; sentMs: number; repliedMs?: number }[];
+}
+
+/** Records the QMP commands written to a child's stdin and the times of their replies on its stdout (matched by id). */
+function traceQmp(child: import('node:child_process').ChildProcess, record: TracedChild): void {
+  const commands: NonNullable<TracedChild['qmp']> = [];
+  const byId = new Map<string, (typeof commands)[number]>();
+  record.qmp = commands;
+  const stdin = child.stdin;
+  if (!stdin || !child.stdout) return;
+  const write = stdin.write.bind(stdin) as (...args: unknown[]) => boolean;
+  (stdin as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]): boolean => {
+    for (const line of String(args[0]).split('\n').filter(Boolean)) {
+      try {
+        const message = JSON.parse(line) as { execute?: string; id?: string };
+        const entry = { execute: message.execute ?? '?', sentMs: performance.now() };
+        commands.push(entry);
+        if (message.id !== undefined) byId.set(String(message.id), entry);
+      } catch {
+        // not a QMP line
+      }
+    }
+    return write(...args);
+  };
+  let buffer = '';
+  child.stdout.on('data', (chunk: Buffer | string) => {
+    buffer += chunk.toString();
+    for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      // A reply's own id is its last "id" key (a query-jobs reply holds the jobs' ids before it).
+      const id = [...line.matchAll(/"id": *"([^"]*)"/g)].at(-1)?.[1];
+      const entry = id === undefined ? undefined : byId.get(id);
+      if (entry) entry.repliedMs = performance.now();
+    }
+  });
 }
 
 /** What the trace file holds. */
@@ -37,8 +74,10 @@ function wrap(name: 'spawn' | 'execFile' | 'exec' | 'fork' | 'spawnSync' | 'exec
       record.endMs = performance.now();
       if (lines) appendFileSync(lines, `${JSON.stringify(record)}\n`);
     };
-    if (result instanceof childProcess.ChildProcess) result.once('exit', ended);
-    else ended();
+    if (result instanceof childProcess.ChildProcess) {
+      if (record.argv.some((arg) => arg.includes('qemu-storage-daemon'))) traceQmp(result, record);
+      result.once('exit', ended);
+    } else ended();
     return result;
   };
   (childProcess as unknown as Record<string, Starter>)[name] = wrapped;

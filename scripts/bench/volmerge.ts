@@ -21,23 +21,24 @@ function buildAt(root: string): Build {
 }
 
 /**
- * Copies this checkout's build (dist/src, the tracer, schemas/, package.json; node_modules linked) into dir, so that a
- * rebuild of the shared dist/ by someone else during the benchmark cannot change what is measured.
+ * Copies the build of a checkout (this one unless from names another package root, built: dist/src, schemas/,
+ * package.json; node_modules linked) into dir, with this checkout's spawn tracer, so that a rebuild of the shared dist/
+ * by someone else during the benchmark cannot change what is measured.
  */
-export async function snapshotBuild(dir: string): Promise<Build> {
+export async function snapshotBuild(dir: string, from = CHECKOUT): Promise<Build> {
   await mkdir(join(dir, 'dist/scripts/bench'), { recursive: true });
-  await cp(join(CHECKOUT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
+  await cp(join(from, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
   await cp(join(CHECKOUT, 'dist/scripts/bench/spawn-trace.cjs'), join(dir, 'dist/scripts/bench/spawn-trace.cjs'));
-  await cp(join(CHECKOUT, 'schemas'), join(dir, 'schemas'), { recursive: true });
-  await cp(join(CHECKOUT, 'package.json'), join(dir, 'package.json'));
-  await symlink(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+  await cp(join(from, 'schemas'), join(dir, 'schemas'), { recursive: true });
+  await cp(join(from, 'package.json'), join(dir, 'package.json'));
+  await symlink(join(from, 'node_modules'), join(dir, 'node_modules'));
   return buildAt(dir);
 }
 
-/** The commit this checkout is at, with "+changes" when files differ from it. */
-export async function checkoutCommit(): Promise<string> {
-  const head = (await exec(['git', '-C', CHECKOUT, 'rev-parse', '--short', 'HEAD'])).stdout.trim() || 'unknown';
-  const dirty = (await exec(['git', '-C', CHECKOUT, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim();
+/** The commit a checkout (this one by default) is at, with "+changes" when files differ from it. */
+export async function checkoutCommit(root = CHECKOUT): Promise<string> {
+  const head = (await exec(['git', '-C', root, 'rev-parse', '--short', 'HEAD'])).stdout.trim() || 'unknown';
+  const dirty = (await exec(['git', '-C', root, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim();
   return dirty ? `${head}+changes` : head;
 }
 
@@ -47,11 +48,10 @@ export interface TracedMerge {
   trace: SpawnTrace;
 }
 
-/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` under the tracer; throws unless it printed status done. */
-export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
-  await rm(traceFile, { force: true });
-  const wall = await exec(['node', '--require', build.tracer, build.cli, 'merge', '--top', top, '--base', base, '--json'], {
-    env: { VOLMERGE_BENCH_TRACE: traceFile, VOLMERGE_STATE_DIR: stateDir },
+/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` and returns its run; throws unless it printed status done. */
+export async function plainMerge(build: Build, top: string, base: string, stateDir: string, env: Record<string, string> = {}): Promise<Timed> {
+  const wall = await exec([...(env.VOLMERGE_BENCH_TRACE ? ['node', '--require', build.tracer] : ['node']), build.cli, 'merge', '--top', top, '--base', base, '--json'], {
+    env: { VOLMERGE_STATE_DIR: stateDir, VOLMERGE_LOCK_DIR: `${stateDir}-locks`, ...env },
   });
   let status = '';
   try {
@@ -60,8 +60,15 @@ export async function tracedMerge(build: Build, top: string, base: string, state
     status = '';
   }
   if (wall.code !== 0 || status !== 'done') {
-    throw new Error(`volmerge merge --top ${top} --base ${base} exited ${wall.code}: ${wall.stdout.trim()} ${wall.stderr.trim()}`.slice(0, 2000));
+    throw new Error(`volmerge merge --top ${top} --base ${base} (${build.root}) exited ${wall.code}: ${wall.stdout.trim()} ${wall.stderr.trim()}`.slice(0, 2000));
   }
+  return wall;
+}
+
+/** Runs `volmerge merge` under the tracer; throws unless it printed status done. */
+export async function tracedMerge(build: Build, top: string, base: string, stateDir: string, traceFile: string): Promise<TracedMerge> {
+  await rm(traceFile, { force: true });
+  const wall = await plainMerge(build, top, base, stateDir, { VOLMERGE_BENCH_TRACE: traceFile });
   const trace = JSON.parse(await readFile(traceFile, 'utf8')) as SpawnTrace;
   return { wall, trace };
 }
@@ -99,20 +106,57 @@ export interface MergeBreakdown {
   byKind: Record<string, { count: number; ms: number }>;
 }
 
-/** Splits a traced merge's wall time into the commit and everything outside it. */
+/** Whether a child is the merge's qemu-storage-daemon. */
+function isDaemon(child: TracedChild): boolean {
+  return child.argv.some((arg) => arg.includes('qemu-storage-daemon'));
+}
+
+/** The commit inside a daemon session: from block-commit sent to job-dismiss answered (the copy and its end). */
+function daemonCommit(child: TracedChild): { fromMs: number; toMs: number } | undefined {
+  const commands = child.qmp ?? [];
+  const started = commands.find((c) => c.execute === 'block-commit');
+  const dismissed = commands.find((c) => c.execute === 'job-dismiss' && started && c.sentMs >= started.sentMs);
+  if (!started || dismissed?.repliedMs === undefined) return undefined;
+  return { fromMs: started.sentMs, toMs: dismissed.repliedMs };
+}
+
+/** Splits a traced merge's wall time into the commit (qemu-img's, or the daemon's block-commit) and everything outside it. */
 export function breakdown(merge: TracedMerge): MergeBreakdown {
   const { children } = merge.trace;
+  const inDaemon = children.filter(isDaemon).map(daemonCommit).find((span) => span !== undefined);
   const commit = children.filter((c) => childKind(c) === 'qemu-img commit');
-  const commitMs = commit.reduce((sum, c) => sum + childMs(c), 0);
-  const others = children.filter((c) => childKind(c) !== 'qemu-img commit');
-  const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0);
-  const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
+  const commitMs = inDaemon ? inDaemon.toMs - inDaemon.fromMs : commit.reduce((sum, c) => sum + childMs(c), 0);
+  const others = children.filter((c) => childKind(c) !== 'qemu-img commit' && !isDaemon(c));
   const byKind: Record<string, { count: number; ms: number }> = {};
-  for (const child of children) {
-    const entry = (byKind[childKind(child)] ??= { count: 0, ms: 0 });
+  const add = (kind: string, ms: number): void => {
+    const entry = (byKind[kind] ??= { count: 0, ms: 0 });
     entry.count += 1;
-    entry.ms += childMs(child);
+    entry.ms += ms;
+  };
+  for (const child of children.filter((c) => !isDaemon(c))) add(childKind(child), childMs(child));
+  // The daemon lives through the merge, mostly waiting: its work is the time its QMP commands took outside the commit
+  // (commands sent together overlap: the union of their spans). By kind, a command counts from when the one before it
+  // was answered (or it was sent, if later) to its own answer.
+  const spans: [number, number][] = [];
+  for (const child of children.filter(isDaemon)) {
+    let previous = 0;
+    for (const command of child.qmp ?? []) {
+      if (command.repliedMs === undefined) continue;
+      const from = Math.max(command.sentMs, previous);
+      previous = command.repliedMs;
+      if (inDaemon && command.sentMs >= inDaemon.fromMs && command.repliedMs <= inDaemon.toMs) continue;
+      add(`qemu-storage-daemon: QMP ${command.execute}`, command.repliedMs - from);
+      spans.push([command.sentMs, command.repliedMs]);
+    }
   }
+  let daemonMs = 0;
+  let reached = -Infinity;
+  for (const [from, to] of spans.sort((a, b) => a[0] - b[0])) {
+    daemonMs += Math.max(0, to - Math.max(from, reached));
+    reached = Math.max(reached, to);
+  }
+  const otherChildrenMs = others.reduce((sum, c) => sum + childMs(c), 0) + daemonMs;
+  const untilFirstChildMs = children[0]?.startMs ?? merge.trace.exitMs;
   const outsideCommitMs = merge.wall.ms - commitMs;
   return {
     wallMs: merge.wall.ms,
@@ -124,4 +168,28 @@ export function breakdown(merge: TracedMerge): MergeBreakdown {
     processes: children.length,
     byKind,
   };
+}
+
+/** One merge as a timeline: each child's start and end, each QMP command sent to the daemon and answered (ms from node's start). */
+export function timeline(merge: TracedMerge): { atMs: number; what: string }[] {
+  const events: { atMs: number; what: string }[] = [];
+  for (const child of merge.trace.children) {
+    const kind = isDaemon(child) ? 'qemu-storage-daemon' : childKind(child);
+    events.push({ atMs: child.startMs, what: `${kind} started` });
+    if (child.endMs !== undefined) events.push({ atMs: child.endMs, what: `${kind} exited (${(child.endMs - child.startMs).toFixed(1)} ms)` });
+    const commands = child.qmp ?? [];
+    for (let i = 0; i < commands.length; ) {
+      // Runs of the same command (32 bitmap removals sent at once) as one line.
+      let j = i;
+      while (j + 1 < commands.length && commands[j + 1]?.execute === commands[i]?.execute) j += 1;
+      const first = commands[i] as NonNullable<TracedChild['qmp']>[number];
+      const last = commands[j] as NonNullable<TracedChild['qmp']>[number];
+      const count = j - i + 1;
+      const took = last.repliedMs === undefined ? 'no reply' : `${(last.repliedMs - first.sentMs).toFixed(1)} ms`;
+      events.push({ atMs: first.sentMs, what: `QMP ${first.execute}${count > 1 ? ` x${count}` : ''} (${took})` });
+      i = j + 1;
+    }
+  }
+  events.push({ atMs: merge.trace.exitMs, what: 'node exits' });
+  return events.sort((a, b) => a.atMs - b.atMs).map((e) => ({ atMs: Math.round(e.atMs * 10) / 10, what: e.what }));
 }

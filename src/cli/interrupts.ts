@@ -1,7 +1,7 @@
 // Ctrl-C and SIGTERM while a command runs: the first signal aborts the AbortSignal that the command hands to the merge
 // (MergeJobRequest.signal), which stops where it safely can; a second one leaves at once, after saying what is left.
 // A terminal's Ctrl-C sends SIGINT to the whole foreground process group, so a running qemu-img ends with volmerge;
-// `kill -INT PID` and `kill -TERM PID` reach volmerge alone, and the aborted signal stops its running qemu-img.
+// `kill -INT PID` and `kill -TERM PID` reach volmerge alone, and the aborted signal stops its running qemu-storage-daemon or qemu-img.
 // An interrupted command ends by the signal it got (the shell then shows 130 or 143 and a calling script stops too).
 
 import { VolmergeError } from '../errors.js';

@@ -91,7 +91,7 @@ export function mergeBuilder(yargs: Argv): Argv<MergeArgs> {
     .example('$0 merge --top /dev/vg0/snap1 --base /dev/vg0/base --child /dev/vg0/snap2 --remove-top --shrink', 'Internal merge: snap2 ends up backed by base, snap1 removed, base shrunk')
     .epilogue(
       'Ctrl-C or SIGTERM stops the merge where it is safe and says where the chain stands: a cold merge stops before its next step ' +
-        '(its running qemu-img at once; the same command finishes it), a live merge cancels its block job before the pivot and is ' +
+        '(its running qemu-storage-daemon or qemu-img at once; the same command finishes it), a live merge cancels its block job before the pivot and is ' +
         'finished once the pivot has started. A second Ctrl-C leaves at once, naming what may be left. Exit codes: 0 merged or planned, ' +
         '1 refused or failed, 2 usage error; a merge stopped by a signal ends by it (the shell shows 130 or 143).',
     ) as unknown as Argv<MergeArgs>;
@@ -132,7 +132,7 @@ export async function mergeHandler(args: ArgumentsCamelCase<MergeArgs>): Promise
         console.error(`volmerge: dry run interrupted by ${signal}: nothing was changed`);
         endBySignal(signal);
       }
-      const how = args.qmp || args.domain ? 'before the pivot the block job is cancelled and the chain left as it was; from the pivot on the merge is finished' : 'the merge stops before its next step, a running qemu-img at once';
+      const how = args.qmp || args.domain ? 'before the pivot the block job is cancelled and the chain left as it was; from the pivot on the merge is finished' : 'the merge stops before its next step, a running qemu-storage-daemon or qemu-img at once';
       console.error(`volmerge: ${signal}: stopping where it is safe (${how}); ${signal === 'SIGINT' ? 'press Ctrl-C' : 'send SIGTERM'} again to leave at once`);
     },
     second: (signal) => {

@@ -1,11 +1,13 @@
-// The bitmap backup: before anything changes, copies of the bitmaps a merge keeps go into two small qcow2 images in
-// the job's folder (one per volume that has bitmaps to keep, each of that volume's virtual size, no data); a crashed
-// step's bitmaps are rebuilt from them.
+// The bitmap backup: before anything changes a volume's bitmaps, copies of the ones a merge keeps go into a small qcow2
+// image in the job's folder (one per volume that has bitmaps to keep, of that volume's virtual size, no data); a crashed
+// step's bitmaps are rebuilt from them. Made here by qemu-img; steps/backup.ts makes base's in qemu-storage-daemon.
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { VolmergeError } from '../errors.js';
 import { failOnSilentBitmapLoss, removeBitmap } from '../qemu/mutations.js';
+import { readDiskBitmaps } from '../qemu/qcow2-bitmaps.js';
 import { failIfExited, runQemuImg } from '../qemu/qemu-img.js';
-import { bitmapsOf, isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
+import { isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
 import { removeDurable, syncDir } from '../os/atomic-file.js';
 import type { BackedUpBitmap, BackupImage } from './journal.js';
 
@@ -30,12 +32,25 @@ export async function copyBitmapInto(target: string, source: string, bitmap: Bac
   failIfExited(result, target, action);
 }
 
-function backedUp(bitmap: BitmapInfo): BackedUpBitmap {
+/** A bitmap as the backup records it. */
+export function backedUp(bitmap: BitmapInfo): BackedUpBitmap {
   return { name: bitmap.name, granularity: bitmap.granularity, enabled: bitmap.flags.includes('auto') };
 }
 
-/** Backs up one volume's chosen bitmaps into a fresh image in the job's folder; no image when there are none to keep. */
-async function backUpVolume(dir: string, file: string, source: string, info: ImageInfo, bitmaps: BitmapInfo[]): Promise<BackupImage> {
+/** Throws unless a backup image holds exactly these bitmaps, none in-use, each disabled or not as recorded (read from disk). */
+export async function verifyBackupImage(image: string, bitmaps: readonly BackedUpBitmap[]): Promise<void> {
+  const found = await readDiskBitmaps(image, 'bitmap backup');
+  const wrong = bitmaps.filter((b) => {
+    const copy = found.find((f) => f.name === b.name);
+    return !copy || isInUse(copy) || copy.granularity !== b.granularity || copy.flags.includes('auto') !== b.enabled;
+  });
+  if (wrong.length > 0 || found.length !== bitmaps.length) {
+    throw new VolmergeError('bitmap-write-failed', `bitmap backup ${image}: ${wrong.map((b) => b.name).join(', ') || 'its bitmaps'} not copied whole; nothing was changed, run the merge again`);
+  }
+}
+
+/** Backs up one volume's chosen bitmaps into a fresh image in the job's folder with qemu-img; no image when there are none to keep. */
+export async function backUpVolume(dir: string, file: string, source: string, info: ImageInfo, bitmaps: readonly BitmapInfo[]): Promise<BackupImage> {
   const image = join(dir, file);
   // An image left by an earlier attempt would not match this journal: it goes.
   await removeDurable(image);
@@ -45,37 +60,10 @@ async function backUpVolume(dir: string, file: string, source: string, info: Ima
   await createImage(partial, info['virtual-size']);
   const kept = bitmaps.map(backedUp);
   for (const bitmap of kept) await copyBitmapInto(partial, source, bitmap);
+  await verifyBackupImage(partial, kept);
   await rename(partial, image);
   await syncDir(dir);
   return { image: file, bitmaps: kept };
-}
-
-/** The two halves of a bitmap backup: base's (whole when returned) and top's (being made). */
-export interface BackupInProgress {
-  /** What the journal records: known before top's image is made (names and granularities come from the inspection). */
-  record: { top: BackupImage; base: BackupImage };
-  /** Settles when top's image is whole; nothing writes top's bitmaps before the commit, so only the commit waits for it. */
-  top: Promise<BackupImage>;
-}
-
-/**
- * Backs up the base bitmaps that valid top bitmaps merge into (the only base bitmaps the merge keeps) before anything
- * changes base, and starts the backup of every consistent bitmap of top (valid and disabled ones: top's own are
- * restored if a crash breaks them), which may run on while base's stale bitmaps are pruned.
- */
-export async function startBitmapBackup(
-  dir: string,
-  top: { realPath: string; info: ImageInfo },
-  base: { realPath: string; info: ImageInfo },
-  keptNames: readonly string[],
-): Promise<BackupInProgress> {
-  const topBitmaps = bitmapsOf(top.info).filter((b) => !isInUse(b));
-  const baseBitmaps = bitmapsOf(base.info).filter((b) => keptNames.includes(b.name) && !isInUse(b));
-  const baseBackup = await backUpVolume(dir, BACKUP_FILES.base, base.realPath, base.info, baseBitmaps);
-  const topBackup = backUpVolume(dir, BACKUP_FILES.top, top.realPath, top.info, topBitmaps);
-  // Handled by whoever awaits it; never an unhandled rejection meanwhile.
-  topBackup.catch(() => undefined);
-  return { record: { top: { image: BACKUP_FILES.top, bitmaps: topBitmaps.map(backedUp) }, base: baseBackup }, top: topBackup };
 }
 
 /** Replaces bitmap NAME of target (broken or missing) by the copy in the backup image. */

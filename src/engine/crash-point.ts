@@ -6,8 +6,9 @@ import { log } from '../log.js';
 /**
  * Where to crash, as VOLMERGE_CRASH_AT says: "STEP:before" (after the journal says started, before acting),
  * "STEP:after" (after the journal says done), or "STEP:during[:PERCENT]" for commit and prune (once the commit's
- * progress, or the share of stale bitmaps removed, passes PERCENT, 30 by default), and "drop:during[:PERCENT]" for
- * the prune's removal of top's inconsistent bitmaps (--drop-inconsistent).
+ * progress, or the share of stale bitmaps removed, passes PERCENT, 30 by default); "drop:during[:PERCENT]" for the
+ * prune's removal of top's inconsistent bitmaps (--drop-inconsistent); "carry:during": inside the commit's
+ * qemu-storage-daemon session once top's bitmaps are carried into base in memory, before the daemon writes them.
  */
 export interface CrashTarget {
   step: string;

@@ -1,6 +1,7 @@
 // The one executor: runs a table's steps in order against a journal. A fresh run and a resumed one are the same loop:
 // a step the journal records as done is skipped, any other is run (steps probe before they act, so running one again
-// after a crash is safe). Crash points (test-only, see crash-point.ts) fire on both sides of every step that runs.
+// after a crash is safe). A step's "done" shares one durable write with the next step's "started". Crash points
+// (test-only, see crash-point.ts) fire on both sides of every step that runs.
 import { VolmergeError } from '../errors.js';
 import { crashPoint, holdPoint } from './crash-point.js';
 import type { JournalWriter } from './journal-writer.js';
@@ -52,8 +53,19 @@ export async function executeTable<C>(table: StepTable<C>, context: C, writer: J
       await undoBefore(table, index, context, writer);
       throw error.cause;
     }
-    if (durable) await writer.done(step.name, facts);
-    else writer.doneQuietly(step.name, facts);
+    if (!durable) writer.doneQuietly(step.name, facts);
+    else if (nextRunsDurably(table, index, context, writer)) writer.stageDone(step.name, facts);
+    else await writer.done(step.name, facts);
     crashPoint(step.name, 'after');
   }
+}
+
+/**
+ * Whether the next step that will run writes "started" durably: then a step's "done" goes to disk with that write.
+ * Nothing happens between the two, so the journal a crash leaves is the one it would leave with two writes (a crash
+ * before the shared write finds the step started, and runs it again, as after a crash just before its own "done").
+ */
+function nextRunsDurably<C>(table: StepTable<C>, index: number, context: C, writer: JournalWriter): boolean {
+  const next = table.slice(index + 1).find((step) => !writer.isDone(step.name));
+  return next !== undefined && next.journaling(context) === 'durable';
 }

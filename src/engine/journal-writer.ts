@@ -53,7 +53,13 @@ export class JournalWriter {
 
   /** Records that a step is done, with what it found. */
   async done(step: string, facts: Facts): Promise<void> {
-    await this.update((j) => {
+    this.stageDone(step, facts);
+    await this.update(() => undefined);
+  }
+
+  /** Records in memory that a started step is done: the next update() writes it (the next step's start, say). */
+  stageDone(step: string, facts: Facts): void {
+    this.stage((j) => {
       const record = j.steps[step];
       j.steps[step] = { status: 'done', startedAt: record?.startedAt ?? now(), endedAt: now(), facts };
     });

@@ -1,10 +1,21 @@
 // Checks that a bitmap-touching command really left the bitmaps as intended: qemu-img's exit code is not enough.
 import { VolmergeError } from '../errors.js';
-import { bitmapsOf, isInUse, type ImageInfo } from '../qemu/types.js';
+import { bitmapsOf, isInUse, type BitmapInfo, type ImageInfo } from '../qemu/types.js';
+
+/** The bitmaps of qemu-img info's reading, or of a reading of the bitmap directory itself (qemu/qcow2-bitmaps.ts). */
+function listed(read: ImageInfo | readonly BitmapInfo[]): readonly BitmapInfo[] {
+  return Array.isArray(read) ? read : bitmapsOf(read as ImageInfo);
+}
 
 /** Throws 'bitmap-write-failed' when any bitmap of the image is in-use (but those named in except). */
-export function assertNoInUseBitmaps(info: ImageInfo, role: string, path: string, after: string, except: readonly string[] = []): void {
-  const broken = bitmapsOf(info)
+export function assertNoInUseBitmaps(
+  info: ImageInfo | readonly BitmapInfo[],
+  role: string,
+  path: string,
+  after: string,
+  except: readonly string[] = [],
+): void {
+  const broken = listed(info)
     .filter((b) => isInUse(b) && !except.includes(b.name))
     .map((b) => b.name);
   if (broken.length === 0) return;
@@ -16,8 +27,8 @@ export function assertNoInUseBitmaps(info: ImageInfo, role: string, path: string
 }
 
 /** Throws 'verify-failed' unless base's bitmaps are exactly the expected ones, each recording and consistent. */
-export function assertBitmapsExactly(info: ImageInfo, expected: readonly string[], path: string): void {
-  const bitmaps = bitmapsOf(info);
+export function assertBitmapsExactly(info: ImageInfo | readonly BitmapInfo[], expected: readonly string[], path: string): void {
+  const bitmaps = listed(info);
   const names = new Set(bitmaps.map((b) => b.name));
   const missing = expected.filter((name) => !names.has(name));
   const extra = [...names].filter((name) => !expected.includes(name));

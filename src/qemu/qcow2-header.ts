@@ -40,7 +40,18 @@ export interface Qcow2Header {
   /** Incompatible feature bits that volmerge does not know (non-zero: qemu's own meaning is unknown to us). */
   unknownIncompatible: bigint;
   hasBitmapsExtension: boolean;
+  /** Where the bitmap directory is, as the bitmaps extension says; null without the extension. */
+  bitmapDirectory: BitmapDirectoryLocation | null;
+  /** Autoclear bit 0: qemu trusts the bitmaps extension only while it is set (version 3; always false in version 2). */
+  bitmapsAutoclear: boolean;
   l1Size: number;
+}
+
+/** The bitmaps extension's payload: how many bitmaps, and the directory's offset and size in bytes. */
+export interface BitmapDirectoryLocation {
+  count: number;
+  offset: number;
+  size: number;
 }
 
 /** Why a buffer is not a usable qcow2 header. */
@@ -80,12 +91,18 @@ interface Extensions {
   backingFormat: string | null;
   dataFileName: string | null;
   crypto: boolean;
-  bitmaps: boolean;
+  bitmaps: BitmapDirectoryLocation | null;
+}
+
+/** The bitmaps extension's 24 bytes: nb_bitmaps, reserved (zero), directory size, directory offset. */
+function readBitmapsExtension(buffer: Buffer, data: number, length: number): BitmapDirectoryLocation {
+  if (length < 24) throw new HeaderError(`the bitmaps extension holds ${length} bytes, not 24`);
+  return { count: u32(buffer, data), size: safeNumber(u64(buffer, data + 8), 'bitmap directory size'), offset: safeNumber(u64(buffer, data + 16), 'bitmap directory offset') };
 }
 
 /** Walks the header extensions from offset until the end marker. */
 function readExtensions(buffer: Buffer, start: number, limit: number): Extensions {
-  const found: Extensions = { backingFormat: null, dataFileName: null, crypto: false, bitmaps: false };
+  const found: Extensions = { backingFormat: null, dataFileName: null, crypto: false, bitmaps: null };
   let offset = start;
   for (let count = 0; count < 1024; count += 1) {
     if (offset + 8 > limit) throw new HeaderError('header extensions run past the first cluster');
@@ -97,7 +114,7 @@ function readExtensions(buffer: Buffer, start: number, limit: number): Extension
     if (type === EXT_BACKING_FORMAT) found.backingFormat = readName(buffer, data, length, 'the backing format');
     else if (type === EXT_DATA_FILE) found.dataFileName = readName(buffer, data, length, 'the data file name');
     else if (type === EXT_CRYPTO) found.crypto = true;
-    else if (type === EXT_BITMAPS) found.bitmaps = true;
+    else if (type === EXT_BITMAPS) found.bitmaps = readBitmapsExtension(buffer, data, length);
     offset = data + Math.ceil(length / 8) * 8;
   }
   throw new HeaderError('too many header extensions');
@@ -124,11 +141,13 @@ export function parseQcow2Header(buffer: Buffer): Qcow2Header {
   const cryptMethod = u32(buffer, 32);
   const l1Size = u32(buffer, 36);
   let incompatible = 0n;
+  let autoclear = 0n;
   let refcountOrder = 4;
   let headerLength = 72;
   let compressionType: Qcow2Header['compressionType'] = 'zlib';
   if (version === 3) {
     incompatible = u64(buffer, 72);
+    autoclear = u64(buffer, 88);
     refcountOrder = u32(buffer, 96);
     headerLength = u32(buffer, 100);
     if (headerLength < 104 || headerLength % 8 !== 0) throw new HeaderError(`header length ${headerLength} is invalid`);
@@ -160,7 +179,9 @@ export function parseQcow2Header(buffer: Buffer): Qcow2Header {
     refcountBits: 2 ** refcountOrder,
     compressionType: bit(INCOMPATIBLE.compressionType) ? compressionType : 'zlib',
     unknownIncompatible: incompatible & ~KNOWN_INCOMPATIBLE_MASK,
-    hasBitmapsExtension: extensions.bitmaps,
+    hasBitmapsExtension: extensions.bitmaps !== null,
+    bitmapDirectory: extensions.bitmaps,
+    bitmapsAutoclear: (autoclear & 1n) !== 0n,
     l1Size,
   };
 }

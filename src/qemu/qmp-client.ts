@@ -45,7 +45,7 @@ export class QmpClient {
         reject(new VolmergeError('not-found', `${peer}: cannot connect (${error.code ?? error.message})${hint}`));
       });
     });
-    const channel = new QmpChannel(socket, peer);
+    const channel = new QmpChannel({ input: socket, output: socket, destroy: () => socket.destroy() }, peer);
     const limit = options.greetingTimeoutMs ?? GREETING_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<never>((_, reject) => {

@@ -94,14 +94,19 @@ describe('removeBitmaps', function () {
     expect((await bitmapsIn(image)).map((b) => b.name)).to.have.members([...STALE.slice(0, 4), 'keep']);
   });
 
-  it('uses a daemon started ahead, which opens the image only when asked', async () => {
+  it('uses a daemon started ahead, which opens the image only when asked and closes it again', async () => {
     const image = await imageWithBitmaps(ws.path('base.qcow2'));
-    const daemon = startStorageDaemon();
-    // Started and waiting, it holds no lock on the image: qemu-img can still write it.
-    expect(await daemon).to.not.equal(undefined);
-    await sh(['qemu-img', 'bitmap', '--add', image, 'added-meanwhile']);
-    await withDaemon(undefined, () => removeBitmaps(image, 'file', [...STALE, 'added-meanwhile'], undefined, daemon));
-    await expectOnlyKeep(image);
+    const daemon = await startStorageDaemon();
+    if (!daemon) throw new Error('qemu-storage-daemon is not installed');
+    try {
+      // Started and waiting, it holds no lock on the image: qemu-img can still write it.
+      await sh(['qemu-img', 'bitmap', '--add', image, 'added-meanwhile']);
+      await withDaemon(undefined, () => removeBitmaps(image, 'file', [...STALE, 'added-meanwhile'], undefined, daemon));
+      // Still running, and holding nothing: the image is closed, its bitmaps written back.
+      await expectOnlyKeep(image);
+    } finally {
+      expect((await daemon.quit()).exitCode).to.equal(0);
+    }
   });
 
   it('stops a daemon started ahead that is not used, leaving no process behind', async () => {
@@ -110,14 +115,15 @@ describe('removeBitmaps', function () {
     const daemon = await startStorageDaemon();
     expect(daemon).to.not.equal(undefined);
     expect(await daemons()).to.equal(before + 1);
-    await daemon?.stop();
+    await daemon?.quit();
     for (let waited = 0; (await daemons()) !== before && waited < 5000; waited += 50) await sleep(50);
     expect(await daemons(), 'the daemon quit').to.equal(before);
   });
 
   it('refuses a busy image with a daemon started ahead too, naming it, and removes nothing', async () => {
     const image = await imageWithBitmaps(ws.path('base.qcow2'), STALE.slice(0, 4));
-    const daemon = startStorageDaemon();
+    const daemon = await startStorageDaemon();
+    if (!daemon) throw new Error('qemu-storage-daemon is not installed');
     const holder = spawn('qemu-io', ['-f', 'qcow2', '-c', 'sleep 5000', image], { stdio: 'ignore' });
     try {
       await untilHeldOpen(image, () => holder.exitCode !== null);
@@ -128,6 +134,7 @@ describe('removeBitmaps', function () {
     } finally {
       holder.kill();
       await new Promise((resolve) => holder.once('exit', resolve));
+      await daemon.quit();
     }
     expect((await bitmapsIn(image)).map((b) => b.name)).to.have.members([...STALE.slice(0, 4), 'keep']);
   });

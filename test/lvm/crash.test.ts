@@ -113,7 +113,7 @@ describe('crash safety on LVM', function () {
     // The same names, new LVs: a new chain where the dead one was.
     await vg?.lv(old.baseLv, 32);
     await vg?.lv(old.topLv, 128);
-    await makeChain(old.base, old.top, { virtualSize: '256M', stale: 2, shared: ['shared'], topOnly: ['toponly'], baseDataMiB: 2, topDataMiB: 24, topDataOffsetMiB: 8 });
+    await makeChain(old.base, old.top, { virtualSize: '256M', stale: 2, shared: ['shared'], topOnly: ['toponly'], topDisabled: ['off'], baseDataMiB: 2, topDataMiB: 24, topDataOffsetMiB: 8 });
     const chain = { ...old, before: { shared: await dirtyExtents(old.top, 'shared'), toponly: await dirtyExtents(old.top, 'toponly') } };
     await rawCopy(chain.top, chain.raw);
     const journal = await journalBytes(chain.stateDir, dead.jobId);

@@ -75,9 +75,13 @@ describe('executor over the in-memory store', () => {
       await executeTable(recorder.table, context, writer, { describe: 'test merge' });
       expect(recorder.calls).to.deep.equal(COLD_MERGE_SHAPE.steps);
       expect(firstUnfinishedStep(writer.journal, COLD_MERGE_SHAPE)).to.equal(undefined);
-      const durable = COLD_MERGE.filter((step) => step.journaling(context) === 'durable').length;
-      // One write to create the journal, two per durable step; quiet and repeatable steps ride along with them.
-      expect(store.writes).to.equal(1 + 2 * durable);
+      const durable = COLD_MERGE.map((step) => step.journaling(context) === 'durable');
+      // One write to create the journal and one per durable step's start, which also carries the done of the durable
+      // step before it when nothing runs between them; a durable step followed by a quiet one writes its own done.
+      // Quiet and repeatable steps ride along with them.
+      const ownDone = durable.filter((isDurable, i) => isDurable && durable[i + 1] !== true).length;
+      expect(store.writes).to.equal(1 + durable.filter(Boolean).length + ownDone);
+      if (everything) expect(store.writes, 'fewer writes than a start and a done per durable step').to.be.below(1 + 2 * durable.filter(Boolean).length);
     });
   }
 

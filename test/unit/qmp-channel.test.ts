@@ -27,7 +27,7 @@ describe('QmpChannel', () => {
     peer.setEncoding('utf8');
     received.length = 0;
     peer.on('data', (chunk: string) => chunk.split('\n').filter(Boolean).forEach((line) => received.push(JSON.parse(line) as Record<string, unknown>)));
-    channel = new QmpChannel(socket, 'QMP socket test');
+    channel = new QmpChannel({ input: socket, output: socket, destroy: () => socket.destroy() }, 'QMP socket test');
     peer.write(`${JSON.stringify(GREETING)}\n`);
     await channel.greetingMessage();
   });
@@ -50,7 +50,7 @@ describe('QmpChannel', () => {
     const first = channel.execute({ execute: 'query-status' });
     const second = channel.execute({ execute: 'query-jobs' });
     const [a, b] = await commands(2);
-    expect(a).to.deep.equal({ execute: 'query-status', id: 'volmerge-1' });
+    expect(a).to.deep.equal({ execute: 'query-status', id: '1' });
     peer.write(`${JSON.stringify({ event: 'STOP', timestamp: { seconds: 1, microseconds: 2 } })}\n`);
     peer.write(`${JSON.stringify({ return: [], id: b?.id })}\n${JSON.stringify({ error: { class: 'GenericError', desc: 'no' }, id: a?.id })}\n`);
     expect(await second).to.deep.equal({ return: [] });

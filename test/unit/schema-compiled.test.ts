@@ -1,12 +1,12 @@
-// The build's compiled validators judge exactly as ajv compiling schemas/ at run time, and are used only while they match.
+// The build's compiled validators (one module per schema) judge exactly as ajv compiling schemas/ at run time, and are
+// used only while the schema files they were made from match.
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import { COMPILED_VALIDATORS, compileValidators } from '../../src/schema-compile.js';
-import { AJV_OPTIONS, readSchemaTexts } from '../../src/schema-files.js';
+import { COMPILED_VALIDATORS, compiledValidatorPath, compileValidator, sourceAjv } from '../../src/schema-compile.js';
+import { AJV_OPTIONS, readSchemaTexts, referencedSchemas } from '../../src/schema-files.js';
 import { compiledMatches, describeErrors, validatorSource, type CompiledModule } from '../../src/schema.js';
 import { jsonFixture } from './fixtures.js';
 
@@ -34,15 +34,18 @@ describe('compiled schema validators', function () {
   // Compiling every schema takes seconds on a loaded machine (more schemas, more time): mocha's 2 s is too short.
   this.timeout(60_000);
   let dir: string;
-  let compiled: CompiledModule;
+  const compiled = new Map<string, CompiledModule>();
   const texts = readSchemaTexts();
 
   before(() => {
     // Inside dist/ so that the module's require('ajv/dist/runtime/...') resolves as it does for dist/src/.
     dir = mkdtempSync(fileURLToPath(new URL('./compiled-schemas-', import.meta.url)));
-    const file = join(dir, 'validators.cjs');
-    writeFileSync(file, compileValidators(texts));
-    compiled = require(file) as CompiledModule;
+    const ajv = sourceAjv(texts);
+    for (const file of Object.keys(texts)) {
+      const path = compiledValidatorPath(file, dir);
+      writeFileSync(path, compileValidator(texts, file, ajv));
+      compiled.set(file, require(path) as CompiledModule);
+    }
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -52,7 +55,7 @@ describe('compiled schema validators', function () {
     let refused = 0;
     for (const [file, data] of samples()) {
       const runtime = ajv.getSchema(file);
-      const built = compiled[file];
+      const built = compiled.get(file)?.[file];
       expect(runtime, file).to.be.a('function');
       expect(built, file).to.be.a('function');
       const verdict = built?.(data);
@@ -63,13 +66,17 @@ describe('compiled schema validators', function () {
     expect(refused).to.be.above(4);
   });
 
-  it('are trusted only while every schema file reads exactly as when they were compiled', () => {
-    expect(compiledMatches(compiled, texts)).to.equal(true);
-    const [first] = Object.keys(texts);
-    expect(compiledMatches(compiled, { ...texts, [first ?? '']: `${texts[first ?? '']} ` })).to.equal(false);
-    expect(compiledMatches(compiled, { ...texts, 'new.schema.json': '{}' })).to.equal(false);
-    const fewer = Object.entries(texts).filter(([file]) => file !== first);
-    expect(compiledMatches(compiled, Object.fromEntries(fewer))).to.equal(false);
+  it('are trusted only while the schema file and every file it refers to read exactly as when they were compiled', () => {
+    const file = 'qemu-img-info-chain.schema.json';
+    const module = compiled.get(file) as CompiledModule;
+    expect(referencedSchemas(texts, file), 'it refers to qemu-img-info').to.deep.equal(['qemu-img-info-chain.schema.json', 'qemu-img-info.schema.json']);
+    expect(compiledMatches(module, texts)).to.equal(true);
+    expect(compiledMatches(module, { ...texts, [file]: `${texts[file]} ` }), 'its own file changed').to.equal(false);
+    expect(compiledMatches(module, { ...texts, 'qemu-img-info.schema.json': `${texts['qemu-img-info.schema.json']} ` }), 'a file it refers to changed').to.equal(false);
+    expect(compiledMatches(module, { ...texts, 'journal.schema.json': `${texts['journal.schema.json']} ` }), 'another file changed').to.equal(true);
+    expect(compiledMatches(module, { ...texts, 'new.schema.json': '{}' }), 'a new file').to.equal(true);
+    const fewer = Object.entries(texts).filter(([name]) => name !== 'qemu-img-info.schema.json');
+    expect(compiledMatches(module, Object.fromEntries(fewer)), 'a file it refers to is gone').to.equal(false);
   });
 
   it('are what the built package uses after npm run build', function () {

@@ -6,18 +6,18 @@ import type { JournalWriter } from '../../engine/journal-writer.js';
 import type { JournalVolume } from '../../engine/journal.js';
 import { log } from '../../log.js';
 import type { Inspection } from '../../merge/inspect.js';
+import type { StorageDaemon } from '../../qemu/qmp.js';
 import { COLD_MERGE } from './steps/table.js';
-import { releaseContext, type MergeContext } from './steps/context.js';
-import type { MergeVolume } from '../../merge/merge-volume.js';
+import { releaseContext, type MergeContext, type MergeVolume } from './steps/context.js';
 import { recordFailure } from '../../jobs/failure.js';
 import { interruptedError } from '../../jobs/interrupted.js';
 import type { MergeJobRequest, MergeOutcome } from '../../jobs/job-request.js';
 
-/** Runs the steps the journal has not done; inspection is absent only when top may be gone (only the end is left). */
+/** Runs the steps the journal has not done; inspection is absent only when top may be gone (only the end is left); daemon: one started ahead for the steps. */
 export async function executeJob(
   request: MergeJobRequest,
   writer: JournalWriter,
-  chain: { inspection?: Inspection; volumes: { top: MergeVolume | JournalVolume; base: MergeVolume } },
+  chain: { inspection?: Inspection; volumes: { top: MergeVolume | JournalVolume; base: MergeVolume }; daemon?: Promise<StorageDaemon | undefined> },
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
   const context: MergeContext = {
@@ -26,6 +26,7 @@ export async function executeJob(
     volumes: chain.volumes,
     writer,
     ...(chain.inspection ? { inspection: chain.inspection } : {}),
+    ...(chain.daemon ? { daemon: chain.daemon } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
     ...(request.onProgress ? { onProgress: request.onProgress } : {}),
   };

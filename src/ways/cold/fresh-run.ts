@@ -1,15 +1,18 @@
 // A merge from a plan of what is there now: in a new journal, or in a taken-over one that had not reached the mark.
 import type { JournalWriter } from '../../engine/journal-writer.js';
-import { journalBasics, startJournal } from '../../jobs/new-journal.js';
 import type { JobStore } from '../../engine/store.js';
 import type { Inspection } from '../../merge/inspect.js';
 import type { MergePlan } from '../../merge/plan.js';
 import { planFor } from '../../merge/planning.js';
 import { bitmapsOf } from '../../qemu/types.js';
 import type { Volume } from '../../storage/volume.js';
+import { startStorageDaemon } from '../../qemu/qmp.js';
+import { stopDaemon } from './steps/context.js';
 import { executeJob } from './execute.js';
 import { missingMeansDeleted, recordFailure } from '../../jobs/failure.js';
+import { journalBasics, startJournal } from '../../jobs/new-journal.js';
 import type { MergeJobRequest, MergeOutcome } from '../../jobs/job-request.js';
+
 
 /**
  * The new plan of a job that starts over, naming also the inconsistent bitmaps that its earlier run dropped (gone from
@@ -39,21 +42,36 @@ export async function runFresh(
   previous?: JournalWriter,
   resumed?: MergeOutcome['resumed'],
 ): Promise<MergeOutcome> {
+  // The merge's qemu-storage-daemon starts while the chain is read and measured: it opens nothing until a step asks.
+  const daemon = startStorageDaemon();
+  daemon.catch(() => undefined);
   let planned: { inspection: Inspection; plan: MergePlan };
   try {
     planned = await planAnnounced(request, volumes);
   } catch (thrown) {
+    await stopDaemon(daemon);
     if (previous) throw await recordFailure(previous, thrown);
     throw missingMeansDeleted(thrown, request);
   }
+  let writer: JournalWriter;
+  try {
+    writer = await journalFor(request, store, planned, previous);
+  } catch (thrown) {
+    await stopDaemon(daemon);
+    throw thrown;
+  }
+  const { inspection } = planned;
+  return executeJob(request, writer, { inspection, volumes: { top: inspection.top, base: inspection.base }, daemon }, resumed);
+}
+
+/** The job's journal with this plan: the taken-over one rewritten, or a new one; written before anything changes. */
+async function journalFor(request: MergeJobRequest, store: JobStore, planned: { inspection: Inspection; plan: MergePlan }, previous?: JournalWriter): Promise<JournalWriter> {
   const { inspection } = planned;
   const plan = previous ? withEarlierDrops(planned.plan, previous.journal.plan, inspection) : planned.plan;
-  let writer = previous;
-  if (writer) {
+  if (previous) {
     const basics = journalBasics(request, inspection, plan);
-    await writer.update((j) => Object.assign(j, basics));
-  } else {
-    writer = await startJournal(store, request, inspection, plan);
+    await previous.update((j) => Object.assign(j, basics));
+    return previous;
   }
-  return executeJob(request, writer, { inspection, volumes: { top: inspection.top, base: inspection.base } }, resumed);
+  return startJournal(store, request, inspection, plan);
 }

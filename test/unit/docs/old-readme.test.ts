@@ -58,7 +58,8 @@ const OLD_README_FACTS: readonly { page: string; text: string }[] = [
   { page: 'docs/agent-api.md', text: 'SHA-1 name-based, version 5' },
   { page: 'docs/agent-api.md', text: 'vdsm\'s `AbortNotSupported` (80) is never sent' },
   { page: 'docs/tls.md', text: 'peer did not return a certificate' },
-  { page: 'docs/crash-safety.md', text: 'timeout --foreground' },
+  // The merge's qemu-storage-daemon ran under `timeout --foreground` until it moved under setpriv (issue 23).
+  { page: 'docs/crash-safety.md', text: 'setpriv --pdeathsig KILL' },
   { page: 'docs/testing.md', text: '| 14 | 1 | 0 | good ok, 14 other in-use |' },
   { page: 'docs/performance.md', text: 'cache.no-flush' },
   { page: 'docs/architecture.md', text: 'src/bundle-loader.cts' },

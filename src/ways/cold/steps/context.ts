@@ -1,14 +1,22 @@
 // What the steps of a cold merge share: the request, the inspection and plan, the job's journal, and what one step
-// found for a later one (the commit's re-read of base, the prune's daemon started ahead).
+// found or started for a later one (the commit's re-read of base, the merge's qemu-storage-daemon).
 import { VolmergeError } from '../../../errors.js';
 import type { JournalWriter } from '../../../engine/journal-writer.js';
-import type { BackupImage } from '../../../engine/journal.js';
 import type { Inspection } from '../../../merge/inspect.js';
 import type { MergePlan } from '../../../merge/plan.js';
 import type { MergeRequest } from '../../../merge/request.js';
-import type { StorageDaemon } from '../../../qemu/qmp.js';
+import { startStorageDaemon, type StorageDaemon } from '../../../qemu/qmp.js';
 import type { ImageInfo } from '../../../qemu/types.js';
-import type { MergeVolume } from '../../../merge/merge-volume.js';
+import type { VolumeKind } from '../../../storage/volume.js';
+
+/** A volume as the end of a merge needs it: a resolved Volume, or a journal's record of one (top, once it may be gone). */
+export interface MergeVolume {
+  kind: VolumeKind;
+  path: string;
+  realPath: string;
+  identity: string;
+  lv?: { vg: string; name: string } | undefined;
+}
 
 /** The context of one run of the cold-merge table. */
 export interface MergeContext {
@@ -24,10 +32,31 @@ export interface MergeContext {
   onProgress?: (percent: number) => void;
   /** Base as the commit's re-read found it: the bitmaps step reuses it instead of asking qemu-img again. */
   baseAfterCommit?: ImageInfo;
-  /** The prune's qemu-storage-daemon, started while the backup is taken; the prune step stops it. */
-  pruneDaemon?: Promise<StorageDaemon | undefined>;
-  /** Top's backup image being made while the prune runs; the prune step waits for it. */
-  topBackup?: Promise<BackupImage>;
+  /**
+   * The run's qemu-storage-daemon (undefined: not installed, qemu-img does the work), started ahead of the first step
+   * that needs it; it holds a volume open only inside a step that writes bitmaps. The step that ends it removes it.
+   */
+  daemon?: Promise<StorageDaemon | undefined>;
+  /** Set by a commit that carried top's bitmaps into base in its own daemon session: the bitmaps step has nothing left. */
+  bitmapsCarried?: boolean;
+}
+
+/** Starts the run's qemu-storage-daemon unless it is started already; a failure to start surfaces where it is awaited. */
+export function startDaemonAhead(context: MergeContext): void {
+  if (context.daemon) return;
+  context.daemon = startStorageDaemon();
+  context.daemon.catch(() => undefined);
+}
+
+/** The run's qemu-storage-daemon (started now if it was not), or undefined when it is not installed. */
+export function daemonOf(context: MergeContext): Promise<StorageDaemon | undefined> {
+  startDaemonAhead(context);
+  return context.daemon as Promise<StorageDaemon | undefined>;
+}
+
+/** Forgets the run's daemon once a step has ended it; a later step that needs one starts another. */
+export function forgetDaemon(context: MergeContext): void {
+  delete context.daemon;
 }
 
 /** The inspection of a context; a step that needs it cannot run without one (an internal error, never a user's). */
@@ -36,27 +65,16 @@ export function inspected(context: MergeContext): Inspection {
   return context.inspection;
 }
 
-/** Stops a qemu-storage-daemon started ahead (it has nothing open unless it ran). Never throws. */
+/** Quits a qemu-storage-daemon (it closes what it holds, writing bitmaps back). Never throws. */
 export async function stopDaemon(daemon: Promise<StorageDaemon | undefined> | undefined): Promise<void> {
-  await (await daemon?.catch(() => undefined))?.stop().catch(() => undefined);
+  await (await daemon?.catch(() => undefined))?.quit().catch(() => undefined);
 }
 
-/** Stops what a run started and may have left running (the prune's daemon, top's backup, when a step failed). Never throws. */
+/** Stops what a run started and may have left running (the daemon, when a step failed). Never throws. */
 export async function releaseContext(context: MergeContext): Promise<void> {
-  const daemon = context.pruneDaemon;
-  const backup = context.topBackup;
-  delete context.pruneDaemon;
-  delete context.topBackup;
-  await Promise.all([stopDaemon(daemon), backup?.catch(() => undefined)]);
-}
-
-/** Waits until top's backup image is whole and kept in the store (nothing is left running when it throws). */
-export async function finishTopBackup(context: MergeContext): Promise<void> {
-  const backup = context.topBackup;
-  if (!backup) return;
-  delete context.topBackup;
-  await backup;
-  await context.writer.store.saveBackup(context.writer.key);
+  const daemon = context.daemon;
+  delete context.daemon;
+  await stopDaemon(daemon);
 }
 
 /** The path that opens a volume now: /dev/VG/LV for an LV (its /dev/dm-N may change across a reboot), the real path otherwise. */

@@ -5,11 +5,14 @@
 // a flush leaves the clusters it then had in flight counted but pointed at by nothing. qemu never reuses them: the
 // plan counts them as room base needs (sizes.ts), and this step, after the commit, leaves none behind. It runs after the
 // commit, not before, because a cluster given back before the commit becomes a hole that the commit's allocations
-// (runs of whole chunks) can step over: the room it takes could not be planned from what base shows then.
+// (runs of whole chunks) can step over: the room it takes could not be planned from what base shows then. The commit's
+// qemu-storage-daemon session has ended (base closed, its bitmaps written) before this step: qemu 7.2 has no QMP
+// command that repairs leaks, so qemu-img does it, and only when the plan found some.
 import type { Step } from '../../../engine/step.js';
 import { log } from '../../../log.js';
 import { repairLeaks } from '../../../qemu/mutations.js';
 import { inspected, type MergeContext } from './context.js';
+import { backUpTop } from './top-backup.js';
 
 /** Whether the plan found anything leaked. */
 function hasLeaks(context: MergeContext): boolean {
@@ -29,6 +32,8 @@ export const leaksStep: Step<MergeContext> = {
     const facts = { base: 0, top: 0 };
     for (const [role, volume] of [['base', base], ['top', top]] as const) {
       if (leaks[role] === 0) continue;
+      // Top is opened read-write here only: its bitmaps are backed up first (the daemon's commit took no copy).
+      if (role === 'top') await backUpTop(context);
       facts[role] = await repairLeaks(volume.realPath);
       log.warn(`${role} ${volume.path}: gave back ${facts[role]} leaked clusters (qemu-img check -r leaks), left by an interrupted writer`);
     }
