@@ -7,16 +7,7 @@ import type { MergePlan } from '../../../merge/plan.js';
 import type { MergeRequest } from '../../../merge/request.js';
 import { startStorageDaemon, type StorageDaemon } from '../../../qemu/qmp.js';
 import type { ImageInfo } from '../../../qemu/types.js';
-import type { VolumeKind } from '../../../storage/volume.js';
-
-/** A volume as the end of a merge needs it: a resolved Volume, or a journal's record of one (top, once it may be gone). */
-export interface MergeVolume {
-  kind: VolumeKind;
-  path: string;
-  realPath: string;
-  identity: string;
-  lv?: { vg: string; name: string } | undefined;
-}
+import type { MergeVolume } from '../../../merge/merge-volume.js';
 
 /** The context of one run of the cold-merge table. */
 export interface MergeContext {
