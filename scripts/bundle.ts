@@ -8,7 +8,8 @@ import { build } from 'esbuild';
 import { chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeCodeCache } from '../src/bundle-loader.cjs';
+import { WARM_CACHE_ENV, writeCodeCache } from '../src/bundle-loader.cjs';
+import { spawnSync } from 'node:child_process';
 
 const BUNDLE = fileURLToPath(new URL('../src/volmerge-bundle.cjs', import.meta.url));
 const ENTRY = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -29,9 +30,23 @@ await build({
   banner: { js: "const volmergeBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // import() becomes require(): the bundle runs in a vm.Script, which has no loader for import().
   supported: { 'dynamic-import': false },
+  // Whitespace and syntax only: V8 parses a smaller file faster (README "Performance"), and names stay readable in stack traces.
+  minifyWhitespace: true,
+  minifySyntax: true,
   legalComments: 'linked',
   logLevel: 'warning',
 });
-writeCodeCache(BUNDLE);
 for (const file of await readdir(VALIDATORS)) if (file.endsWith('.cjs')) writeCodeCache(join(VALIDATORS, file));
 await chmod(BIN, 0o755);
+await warmUp();
+
+/**
+ * The bundle's code cache, made by one run of the CLI (a merge of volumes that do not exist, refused before anything is
+ * touched): it holds what that run compiled (start-up, argument parsing, the merge command's first steps), not every
+ * function of the bundle, which V8 reads back faster than the whole bundle compiled eagerly (README "Performance").
+ */
+async function warmUp(): Promise<void> {
+  const argv = [BIN, 'merge', '--top', '/nonexistent/volmerge-warm-up-top', '--base', '/nonexistent/volmerge-warm-up-base', '--json'];
+  const ran = spawnSync(process.execPath, argv, { env: { ...process.env, [WARM_CACHE_ENV]: '1' }, stdio: 'ignore' });
+  if (ran.error) throw ran.error;
+}
