@@ -11,6 +11,7 @@ import { measureOptions, roundUp } from './sizes.js';
 /** Clusters counted in an image's refcounts that nothing points at (what a killed qemu writer leaves), by volume. */
 export interface LeakedClusters {
   base: number;
+  /** 0 when not counted (LeakCount 'base'). */
   top: number;
 }
 
@@ -18,7 +19,7 @@ export interface LeakedClusters {
 export interface BaseMeasure {
   measure?: MeasureInfo;
   baseEnd?: number;
-  /** Counted when asked (a cold merge, which gives them back): see LeakedClusters. */
+  /** Counted when asked (a cold merge, which gives them back): see LeakedClusters and LeakCount. */
   leaks?: LeakedClusters;
 }
 
@@ -35,22 +36,30 @@ function baseEnd(chain: GuardedChain, clusterSize: number, check: CheckInfo | un
 }
 
 /**
- * Measures top over base with base's layout, and reads where base ends; all only read, and run together (forceShare:
- * a VM holds them). countLeaks: check top too, and base even when it is a file, for the clusters they leaked.
+ * Which leaked clusters a plan counts: none (a live merge); base's (a cold merge: they take room in base, and any
+ * writer's kill, a VM's too, can leave them); or base's and top's, in a run that follows an earlier run of the same job:
+ * only a kill of ours can have left some in top that the merge must give back, since the merge opens top read-only
+ * unless that earlier run was killed in a step that writes it. Each counted volume costs one `qemu-img check`.
  */
-export async function measureBase(chain: GuardedChain, read: ReadOptions = {}, countLeaks = false): Promise<BaseMeasure> {
+export type LeakCount = 'none' | 'base' | 'both';
+
+/**
+ * Measures top over base with base's layout, and reads where base ends; all only read, and run together (forceShare:
+ * a VM holds them). leaks: which volumes are checked for leaked clusters (base even when it is a file).
+ */
+export async function measureBase(chain: GuardedChain, read: ReadOptions = {}, leaks: LeakCount = 'none'): Promise<BaseMeasure> {
   const layout = chain.baseLayout;
   if (chain.baseFormat === 'raw' || !layout) return {};
   const { top, base } = chain;
-  const checkBase = countLeaks || base.kind !== 'file';
+  const checkBase = leaks !== 'none' || base.kind !== 'file';
   const [measure, [baseCheck, topCheck]] = await both(
     measureSubchain(top.realPath, top.driver, base.realPath, base.driver, measureOptions(layout), read),
-    both(checkBase ? checkImage(base.realPath, read) : Promise.resolve(undefined), countLeaks ? checkImage(top.realPath, read) : Promise.resolve(undefined)),
+    both(checkBase ? checkImage(base.realPath, read) : Promise.resolve(undefined), leaks === 'both' ? checkImage(top.realPath, read) : Promise.resolve(undefined)),
   );
   return {
     measure,
     baseEnd: baseEnd(chain, layout.clusterSize, baseCheck),
-    ...(countLeaks ? { leaks: { base: baseCheck?.leaks ?? 0, top: topCheck?.leaks ?? 0 } } : {}),
+    ...(leaks === 'none' ? {} : { leaks: { base: baseCheck?.leaks ?? 0, top: topCheck?.leaks ?? 0 } }),
   };
 }
 

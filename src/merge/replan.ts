@@ -16,7 +16,7 @@ export interface ReplanOptions {
 
 /** The plan sized again for a resumed run (measure, base's end and leaks read now); throws the refusal when base cannot take it. */
 export async function replanSizes(inspection: Inspection, plan: MergePlan, options: ReplanOptions): Promise<MergePlan> {
-  const sizes = await measureBase(inspection, {}, true);
+  const sizes = await measureBase(inspection, {}, 'both');
   const partial = options.baseHoldsPartOfTop ? { partialTop: partialTopOf(inspection) } : {};
   return resizePlan(plan, { ...inspection, ...sizes, leafRoom: options.leafRoom, ...partial }, options.afterNoSpace);
 }

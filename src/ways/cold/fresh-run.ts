@@ -26,10 +26,13 @@ function withEarlierDrops(plan: MergePlan, earlier: MergePlan, inspection: Inspe
   return { ...plan, bitmaps: { ...plan.bitmaps, inconsistent } };
 }
 
-/** Announces the inspection, plans, and announces the plan. */
-export async function planAnnounced(request: MergeJobRequest, volumes?: { top: Volume; base: Volume }): Promise<{ inspection: Inspection; plan: MergePlan }> {
+/**
+ * Announces the inspection, plans, and announces the plan; afterEarlierRun: the job ran before (a journal taken over, or
+ * base holding part of top after a live job's end), so top's leaked clusters are counted too.
+ */
+export async function planAnnounced(request: MergeJobRequest, volumes?: { top: Volume; base: Volume }, afterEarlierRun = false): Promise<{ inspection: Inspection; plan: MergePlan }> {
   request.onStep?.('inspect');
-  const planned = await planFor(request, volumes);
+  const planned = await planFor(request, volumes, afterEarlierRun || request.baseHoldsPartOfTop ? 'both' : 'base');
   request.onPlan?.(planned.plan);
   return planned;
 }
@@ -47,7 +50,7 @@ export async function runFresh(
   daemon.catch(() => undefined);
   let planned: { inspection: Inspection; plan: MergePlan };
   try {
-    planned = await planAnnounced(request, volumes);
+    planned = await planAnnounced(request, volumes, previous !== undefined);
   } catch (thrown) {
     await stopDaemon(daemon);
     if (previous) throw await recordFailure(previous, thrown);
