@@ -21,9 +21,21 @@ function wherePhrase(journal: Journal): string {
   return cut ? `during step ${cut}` : `at step ${nextStep(journal)}`;
 }
 
-/** What the run changed although the merge did not happen: stale bitmaps pruned, inconsistent ones dropped. */
+/** The base LV the run grew, which stays grown (the next merge of the chain uses that room); undefined when none was. */
+function extendedNote(journal: Journal): string | undefined {
+  const facts = journal.steps.extend?.facts;
+  if (facts?.extended !== true) return undefined;
+  const size = typeof facts.sizeBytes === 'number' ? ` to ${facts.sizeBytes} bytes` : '';
+  // A live merge's watch may have grown it further since the step's facts were written.
+  const more = journal.kind === 'live' || journal.kind === 'libvirt' ? ' or more' : '';
+  return `base's LV was extended${size}${more} and stays so (the next merge uses that room)`;
+}
+
+/** What the run changed although the merge did not happen: stale bitmaps pruned, inconsistent ones dropped, base's LV grown. */
 function changesKept(journal: Journal): string {
   const notes: string[] = [];
+  const extended = extendedNote(journal);
+  if (extended) notes.push(extended);
   if (journal.steps.prune?.status === 'done' && journal.plan.bitmaps.inconsistent?.length) {
     notes.push(`inconsistent bitmaps ${journal.plan.bitmaps.inconsistent.join(', ')} were dropped (their next backup must be a full one)`);
   }

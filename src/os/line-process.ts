@@ -1,7 +1,7 @@
 // A long-running command (argv array, never a shell string) whose stdout is read line by line as it comes: an event
-// stream such as `virsh event --loop`. Stopped by the caller; its end (exit or failure to start) is reported once.
-import { execa } from 'execa';
-import { log } from '../log.js';
+// stream such as `virsh event --loop`. Started through runPiped (src/os/run.ts, where every command starts); stopped by
+// the caller; its end (exit or failure to start) is reported once.
+import { runPiped } from './run.js';
 
 /** A running line process. */
 export interface LineProcess {
@@ -13,19 +13,19 @@ export interface LineProcess {
 
 /** Starts argv and calls onLine with each whole line of its stdout (without the newline). */
 export function startLineProcess(argv: readonly string[], onLine: (line: string) => void): LineProcess {
-  const [file, ...args] = argv;
-  if (!file) throw new Error('startLineProcess: empty argv');
-  log.debug(`run (lines): ${argv.join(' ')}`);
-  const child = execa(file, args, { reject: false, stdin: 'ignore', stderr: 'ignore', encoding: 'utf8', buffer: false, env: { LC_ALL: 'C' } });
+  const child = runPiped(argv);
+  // It reads nothing: its stdin is closed at once, as for any command.
+  child.stdin.end();
+  child.stdout.setEncoding('utf8');
   let pending = '';
-  child.stdout?.on('data', (chunk: Buffer | string) => {
-    pending += chunk.toString();
+  child.stdout.on('data', (chunk: string) => {
+    pending += chunk;
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) onLine(line);
   });
-  const ended = child.then(
-    (result) => result.exitCode ?? -1,
+  const ended = child.exited.then(
+    (result) => (result.signal ? -1 : result.exitCode),
     () => -1,
   );
   return {

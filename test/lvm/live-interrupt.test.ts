@@ -102,6 +102,7 @@ describe('LVM: Ctrl-C and SIGTERM on volmerge merge --qmp with the chain on LVs'
     expect(json.interrupted).to.deep.equal({ signal, chain: 'as-before' });
     expect(json.error?.code).to.equal('aborted');
     expect(run.stderr).to.match(new RegExp(`interrupted by ${signal} at step ${step}: .* is not merged .* block job volmerge-cli-\\d+-\\d+ cancelled.*base's stale bitmaps stale0, stale1 were pruned`));
+    expect(run.stderr, 'the message says the LV stays grown').to.match(/base's LV was extended to \d+ bytes or more and stays so/);
     expect(await keptJobs(), 'no journal kept').to.deep.equal([]);
     expect(await vg.lvSize(`${name}-base`), "base's LV stays as the extend step grew it").to.be.greaterThan(BASE_MIB * MiB);
   }
