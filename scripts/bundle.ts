@@ -10,12 +10,26 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WARM_CACHE_ENV, writeCodeCache } from '../src/bundle-loader.cjs';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import type { Plugin } from 'esbuild';
 
 const BUNDLE = fileURLToPath(new URL('../src/volmerge-bundle.cjs', import.meta.url));
 const ENTRY = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const BIN = fileURLToPath(new URL('../src/volmerge.cjs', import.meta.url));
 /** The compiled schema validators (src/schema-compile.ts), one module per schema, each loaded on first use. */
 const VALIDATORS = fileURLToPath(new URL('../src/schema-validators/', import.meta.url));
+
+/**
+ * yargs' ES module build takes cliui's ES module entry, whose stand-in for wrap-ansi cuts words in two at the line's end
+ * (`volmerge merge --help` printed "r\nebase"); the CommonJS entry, which yargs' own CommonJS build uses, wraps between words.
+ */
+const cliuiWrappingWords: Plugin = {
+  name: 'cliui-wrapping-words',
+  setup(bundler) {
+    const fromYargs = createRequire(createRequire(import.meta.url).resolve('yargs'));
+    bundler.onResolve({ filter: /^cliui$/ }, () => ({ path: fromYargs.resolve('cliui') }));
+  },
+};
 
 await build({
   entryPoints: [ENTRY],
@@ -35,6 +49,7 @@ await build({
   minifySyntax: true,
   legalComments: 'linked',
   logLevel: 'warning',
+  plugins: [cliuiWrappingWords],
 });
 for (const file of await readdir(VALIDATORS)) if (file.endsWith('.cjs')) writeCodeCache(join(VALIDATORS, file));
 await chmod(BIN, 0o755);
