@@ -6,7 +6,7 @@ import { VolmergeError } from '../errors.js';
 import { mkdirDurable, removeDurable, syncDir, writeFileAtomic } from '../os/atomic-file.js';
 import { deleteBitmapBackup } from './backup-images.js';
 import { assertJobId, checkJournal, isJobId, parseJournal, type Journal } from './journal.js';
-import type { JobStore, StoredJournal } from './store.js';
+import { readEachKey, type JobStore, type StoredJournal } from './store.js';
 
 /** The journal's file name inside its job folder. */
 export const JOURNAL_FILE = 'journal.json';
@@ -109,12 +109,7 @@ export class HostJobStore implements JobStore {
   }
 
   async list(): Promise<StoredJournal[]> {
-    const found: StoredJournal[] = [];
-    for (const key of await this.keys()) {
-      const entry = await this.read(key);
-      if (entry) found.push(entry);
-    }
-    return found;
+    return readEachKey(this);
   }
 
   async write(journal: Journal, key: string): Promise<void> {

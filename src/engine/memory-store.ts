@@ -1,7 +1,7 @@
 // A job store in memory, for tests of the executor and of resuming: what a crash would leave is what was written.
 import { VolmergeError } from '../errors.js';
 import { checkJournal, type Journal } from './journal.js';
-import type { JobStore, StoredJournal } from './store.js';
+import { readEachKey, type JobStore, type StoredJournal } from './store.js';
 
 /** Journals kept in a map, each write schema-checked and copied (a later change of the caller's object is not seen). */
 export class MemoryJobStore implements JobStore {
@@ -34,12 +34,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   async list(): Promise<StoredJournal[]> {
-    const found: StoredJournal[] = [];
-    for (const key of await this.keys()) {
-      const entry = await this.read(key);
-      if (entry) found.push(entry);
-    }
-    return found;
+    return readEachKey(this);
   }
 
   async write(journal: Journal, key: string): Promise<void> {

@@ -12,7 +12,7 @@ import type { ChainActivation } from './activation-record.js';
 import { BACKUP_FILES } from './backup-images.js';
 import { bytesForBackup, clearJobLv, MIN_JOB_LV_BYTES, readBackupArea, readNewestSlot, writeBackupArea, writeSlot } from './job-lv-format.js';
 import { checkJournal, parseJournal, type Journal } from './journal.js';
-import type { JobStore, StoredJournal } from './store.js';
+import { readEachKey, type JobStore, type StoredJournal } from './store.js';
 
 /** Prefix of a job LV's name. */
 export const JOB_LV_PREFIX = 'volmerge_job_';
@@ -161,12 +161,7 @@ export class SharedVgJobStore implements JobStore {
 
   /** The journals of this store's base: each job LV is activated exclusively and read. */
   async list(): Promise<StoredJournal[]> {
-    const found: StoredJournal[] = [];
-    for (const key of await this.keys()) {
-      const entry = await this.read(key);
-      if (entry) found.push(entry);
-    }
-    return found;
+    return readEachKey(this);
   }
 
   /** Writes next into the old LV, then renames the LV to next's job; a crash between leaves resumedFrom naming the old LV. */

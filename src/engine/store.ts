@@ -39,3 +39,13 @@ export interface JobStore {
   /** Ends this process's use of the store: what it activated is put back. Never throws. */
   close(): Promise<void>;
 }
+
+/** Every journal a store holds, read one key after the other (unreadable ones with their error): what list() returns. */
+export async function readEachKey(store: Pick<JobStore, 'keys' | 'read'>): Promise<StoredJournal[]> {
+  const found: StoredJournal[] = [];
+  for (const key of await store.keys()) {
+    const entry = await store.read(key);
+    if (entry) found.push(entry);
+  }
+  return found;
+}

@@ -2,15 +2,14 @@
 // the job is libvirt's to finish: refused. When the domain is gone (destroyed, shut off, undefined), the job can never
 // be finished live: before its pivot top still holds all of its data and the chain on disk still runs top -> base, so
 // the job is closed as vm-gone and the cold merge proceeds. After a pivot, top is stale: never merged again.
-import { JournalWriter } from '../../engine/journal-writer.js';
 import type { JobStore } from '../../engine/store.js';
 import { VolmergeError } from '../../errors.js';
 import { readDomain } from '../../libvirt/domain-xml.js';
 import { describeUri } from '../../libvirt/virsh.js';
-import { log } from '../../log.js';
 import type { MergeJobRequest } from '../../jobs/job-request.js';
 import { journalDomain } from './run.js';
 import type { UnfinishedJob } from '../../jobs/unfinished.js';
+import { closeOrphan } from '../../jobs/orphan-end.js';
 
 /** Whether the journal's domain runs now: undefined when it does, else why not (libvirt unreachable is not "gone"). */
 export async function libvirtDomainSilence(journal: UnfinishedJob['journal']): Promise<string | undefined> {
@@ -41,7 +40,7 @@ export function libvirtAdvice(journal: UnfinishedJob['journal'], why: string): s
  * otherwise. Resolves true when the job's commit had started (base may hold part of top).
  */
 export async function closeOrphanedLibvirtJob(request: MergeJobRequest, store: JobStore, unfinished: UnfinishedJob): Promise<boolean> {
-  const { journal, key } = unfinished;
+  const { journal } = unfinished;
   const silence = await libvirtDomainSilence(journal);
   if (silence === undefined) {
     throw new VolmergeError(
@@ -49,28 +48,6 @@ export async function closeOrphanedLibvirtJob(request: MergeJobRequest, store: J
       `base ${request.base}: a live merge of ${journal.request.top} through libvirt (job ${journal.jobId}) is unfinished and its domain runs (libvirt at ${describeUri(journal.request.connect)}); finish it live: ${libvirtCommand(journal)}`,
     );
   }
-  const pivot = journal.steps.pivot?.status;
-  if (pivot === 'done') {
-    await store.remove(key);
-    throw new VolmergeError(
-      'volume-retired',
-      `top ${journal.request.top} was merged live into base ${request.base} (job ${journal.jobId}) before its domain stopped: base holds its data and ` +
-        'perhaps newer writes, so top must not be merged again; remove top once nothing uses it',
-    );
-  }
-  if (pivot !== undefined) {
-    throw new VolmergeError(
-      'needs-attention',
-      `base ${request.base}: the live merge of ${journal.request.top} (job ${journal.jobId}) was pivoting when its domain stopped, so the domain's disk may be ` +
-        `base already (then top is stale) or still top; check which volume the domain's configuration uses, then move ${store.locationOf(key)} away`,
-    );
-  }
-  const message = `${silence}; the live merge through libvirt ended before its pivot and a cold merge finishes the chain`;
-  await new JournalWriter(store, journal, key).update((j) => {
-    j.state = 'failed';
-    j.error = { code: 'vm-gone', message };
-  });
-  await store.remove(key);
-  log.warn(`job ${journal.jobId}: ${message}`);
-  return journal.steps.commit !== undefined;
+  const gone = `${silence}; the live merge through libvirt ended before its pivot and a cold merge finishes the chain`;
+  return closeOrphan(request, store, unfinished, { holder: 'domain', went: 'stopped', gone });
 }

@@ -2,20 +2,19 @@
 // to finish: refused. When the VM is gone (its socket refuses), the job can never be finished live: before its pivot
 // top still holds all of its data and the chain on disk still runs top -> base, so the live job is closed as vm-gone
 // and the cold merge proceeds. After a pivot, top is stale (the VM may have written to base since): never merged again.
-import { JournalWriter } from '../../engine/journal-writer.js';
 import type { JobStore } from '../../engine/store.js';
 import { VolmergeError } from '../../errors.js';
-import { log } from '../../log.js';
 import { probeMonitor } from '../../qemu/monitor-probe.js';
 import type { MergeJobRequest } from '../../jobs/job-request.js';
 import type { UnfinishedJob } from '../../jobs/unfinished.js';
+import { closeOrphan } from '../../jobs/orphan-end.js';
 
 /**
  * Closes the chain's unfinished live job when its VM is gone, so that a cold merge finishes the chain; refuses
  * otherwise. Resolves true when the job's commit had started (base may hold part of top).
  */
 export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobStore, unfinished: UnfinishedJob): Promise<boolean> {
-  const { journal, key } = unfinished;
+  const { journal } = unfinished;
   const socket = journal.request.qmp ?? '';
   const live = `volmerge merge --top ${journal.request.top} --base ${journal.request.base} --qmp ${socket}`;
   // Only a socket that refuses (or is gone) says the VM is gone; a monitor another client holds is a VM that is there.
@@ -25,28 +24,6 @@ export async function closeOrphanedLiveJob(request: MergeJobRequest, store: JobS
       `base ${request.base}: a live merge of ${journal.request.top} (job ${journal.jobId}) is unfinished and its VM still answers at ${socket}; finish it live: ${live}`,
     );
   }
-  const pivot = journal.steps.pivot?.status;
-  if (pivot === 'done') {
-    await store.remove(key);
-    throw new VolmergeError(
-      'volume-retired',
-      `top ${journal.request.top} was merged live into base ${request.base} (job ${journal.jobId}) before its VM went away: base holds its data and ` +
-        'perhaps newer writes, so top must not be merged again; remove top once nothing uses it',
-    );
-  }
-  if (pivot !== undefined) {
-    throw new VolmergeError(
-      'needs-attention',
-      `base ${request.base}: the live merge of ${journal.request.top} (job ${journal.jobId}) was pivoting when its VM went away, so the VM's disk may be ` +
-        `base already (then top is stale) or still top; check which volume the VM's configuration uses, then move ${store.locationOf(key)} away`,
-    );
-  }
-  const message = `the VM behind ${socket || '(no socket recorded)'} is gone; the live merge ended before its pivot and a cold merge finishes the chain`;
-  await new JournalWriter(store, journal, key).update((j) => {
-    j.state = 'failed';
-    j.error = { code: 'vm-gone', message };
-  });
-  await store.remove(key);
-  log.warn(`job ${journal.jobId}: ${message}`);
-  return journal.steps.commit !== undefined;
+  const gone = `the VM behind ${socket || '(no socket recorded)'} is gone; the live merge ended before its pivot and a cold merge finishes the chain`;
+  return closeOrphan(request, store, unfinished, { holder: 'VM', went: 'went away', gone });
 }
