@@ -61,11 +61,16 @@ export async function executeTable<C>(table: StepTable<C>, context: C, writer: J
 }
 
 /**
- * Whether the next step that will run writes "started" durably: then a step's "done" goes to disk with that write.
- * Nothing happens between the two, so the journal a crash leaves is the one it would leave with two writes (a crash
- * before the shared write finds the step started, and runs it again, as after a crash just before its own "done").
+ * Whether the next step that will run and has something to do writes "started" durably: then a step's "done" goes to
+ * disk with that write. Nothing happens between the two (idle steps do nothing), so the journal a crash leaves is the
+ * one it would leave with two writes (a crash before the shared write finds the step started, and runs it again, as
+ * after a crash just before its own "done").
  */
 function nextRunsDurably<C>(table: StepTable<C>, index: number, context: C, writer: JournalWriter): boolean {
-  const next = table.slice(index + 1).find((step) => !writer.isDone(step.name));
-  return next !== undefined && next.journaling(context) === 'durable';
+  for (const step of table.slice(index + 1)) {
+    if (writer.isDone(step.name)) continue;
+    const journaling = step.journaling(context);
+    if (journaling !== 'idle') return journaling === 'durable';
+  }
+  return false;
 }

@@ -8,14 +8,16 @@ export type Facts = Record<string, unknown>;
  * How one run of a step is journaled. durable: "started" is written before it acts and "done" after (a crash between
  * leaves a record that recovery probes). quiet: this run only reads or has nothing to do, so it is recorded as done
  * with the next durable write. repeatable: it changes something, but running it again mends a crash anywhere in it,
- * and nothing needs its record before the next step's write: recorded as quiet.
+ * and nothing needs its record before the next step's write: recorded as quiet. idle: this run has nothing to do (it
+ * neither reads nor writes): recorded as quiet, and the "done" of a step before it may wait past it for the next
+ * durable write, since a crash inside an idle step costs no work that a run would have to do again.
  */
-export type Journaling = 'durable' | 'quiet' | 'repeatable';
+export type Journaling = 'durable' | 'quiet' | 'repeatable' | 'idle';
 
 /** One step of a table, over a context C that the steps share (what earlier steps found travels in it). */
 export interface Step<C> {
   readonly name: string;
-  /** How this run of the step is journaled, given what the context says (a prune with nothing to prune is quiet). */
+  /** How this run of the step is journaled, given what the context says (a prune with nothing to prune is idle). */
   journaling(context: C): Journaling;
   /** It opens an image read-write through qemu: a crash inside it can leave bitmaps in-use. */
   readonly writesBitmaps?: boolean;

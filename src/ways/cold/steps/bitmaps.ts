@@ -32,7 +32,7 @@ async function carryInDaemon(daemon: StorageDaemon, context: MergeContext, copie
 export const bitmapsStep: Step<MergeContext> = {
   name: 'bitmaps',
   writesBitmaps: true,
-  journaling: (context) => (context.plan.bitmaps.merge.length === 0 || context.bitmapsCarried ? 'quiet' : 'durable'),
+  journaling: (context) => (context.plan.bitmaps.merge.length === 0 || context.bitmapsCarried ? 'idle' : 'durable'),
   async run(context) {
     const { top, base } = inspected(context);
     const merged = context.plan.bitmaps.merge;

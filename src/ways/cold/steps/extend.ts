@@ -12,7 +12,7 @@ function extends_(context: MergeContext): boolean {
 /** The extend step. */
 export const extendStep: Step<MergeContext> = {
   name: 'extend',
-  journaling: (context) => (extends_(context) ? 'durable' : 'quiet'),
+  journaling: (context) => (extends_(context) ? 'durable' : 'idle'),
   async run(context) {
     const { base } = inspected(context);
     const target = context.plan.extendTo;

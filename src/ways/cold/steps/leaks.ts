@@ -24,7 +24,7 @@ function hasLeaks(context: MergeContext): boolean {
 export const leaksStep: Step<MergeContext> = {
   name: 'leaks',
   writesBitmaps: true,
-  journaling: (context) => (hasLeaks(context) ? 'durable' : 'quiet'),
+  journaling: (context) => (hasLeaks(context) ? 'durable' : 'idle'),
   async run(context) {
     const leaks = context.plan.leaks;
     if (!leaks || !hasLeaks(context)) return { base: 0, top: 0 };

@@ -43,7 +43,7 @@ export const pruneStep: Step<MergeContext> = {
   writesBitmaps: true,
   journaling: (context) => {
     const { base, top } = removals(context);
-    return base.length + top.length === 0 ? 'quiet' : 'durable';
+    return base.length + top.length === 0 ? 'idle' : 'durable';
   },
   async run(context) {
     const names = removals(context);

@@ -69,7 +69,7 @@ async function rebaseChild(context: MergeContext, child: FinalizeChild): Promise
 /** The rebase step. */
 export const rebaseStep: Step<MergeContext> = {
   name: 'rebase',
-  journaling: (context) => (context.plan.finalize?.child ? 'durable' : 'quiet'),
+  journaling: (context) => (context.plan.finalize?.child ? 'durable' : 'idle'),
   async run(context) {
     const child = context.plan.finalize?.child;
     return child ? rebaseChild(context, child) : { rebased: false };

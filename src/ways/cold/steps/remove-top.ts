@@ -69,7 +69,7 @@ async function removeTop(top: MergeVolume): Promise<Record<string, unknown>> {
 /** The remove-top step. */
 export const removeTopStep: Step<MergeContext> = {
   name: 'remove-top',
-  journaling: (context) => (context.plan.finalize?.removeTop ? 'durable' : 'quiet'),
+  journaling: (context) => (context.plan.finalize?.removeTop ? 'durable' : 'idle'),
   async run(context) {
     return context.plan.finalize?.removeTop ? removeTop(context.volumes.top) : { removed: false };
   },

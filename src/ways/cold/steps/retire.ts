@@ -20,7 +20,7 @@ function retires(context: MergeContext): boolean {
 /** The retire step. */
 export const retireStep: Step<MergeContext> = {
   name: 'retire',
-  journaling: (context) => (retires(context) ? 'durable' : 'quiet'),
+  journaling: (context) => (retires(context) ? 'durable' : 'idle'),
   async run(context) {
     if (!retires(context)) return { retired: false };
     return { retired: true, mark: await retireTop(context) };

@@ -30,7 +30,7 @@ async function shrinkBase(base: MergeVolume, leafRoom: number, extentSize: numbe
 /** The shrink step. */
 export const shrinkStep: Step<MergeContext> = {
   name: 'shrink',
-  journaling: (context) => (context.plan.finalize?.shrink?.planned === true ? 'durable' : 'quiet'),
+  journaling: (context) => (context.plan.finalize?.shrink?.planned === true ? 'durable' : 'idle'),
   async run(context) {
     const shrink = context.plan.finalize?.shrink;
     if (!shrink) return { shrunk: false };
