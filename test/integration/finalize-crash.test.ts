@@ -30,11 +30,12 @@ describe('crash at the boundaries of the end-of-merge steps, then the same merge
       expect(crashed.signal, `killed at ${crashAt}: ${crashed.stderr}`).to.equal('SIGKILL');
       const [entry] = await scanJournals(chain.stateDir);
       const step = crashAt.split(':')[0] as 'retire' | 'rebase' | 'shrink' | 'remove-top';
-      // A file base is never shrunk: that step changes nothing, so it is journaled only with the next step's write and
-      // a crash around it finds no record of it (the resumed job runs it again). The other steps are journaled as they go,
-      // except that retire's done goes to disk with rebase's start (nothing runs between them): right after retire, the
-      // journal still says started, and the resumed job marks top retired again (harmless).
-      const recorded = step === 'shrink' ? undefined : crashAt.endsWith(':before') || crashAt === 'retire:after' ? 'started' : 'done';
+      // A file base is never shrunk: that step is idle, so it is journaled only with the next step's write and a crash
+      // around it finds no record of it (the resumed job runs it again). The other steps are journaled as they go, except
+      // that a step's done goes to disk with the next durable start: retire's with rebase's, and rebase's, past the idle
+      // shrink, with remove-top's. Right after retire or rebase the journal still says started, and the resumed job does
+      // it again (top marked retired again, the child found on base already: harmless).
+      const recorded = step === 'shrink' ? undefined : crashAt.endsWith(':before') || crashAt === 'retire:after' || crashAt === 'rebase:after' ? 'started' : 'done';
       expect(entry && 'journal' in entry ? entry.journal.steps[step]?.status : undefined).to.equal(recorded);
       const topGone = crashAt === 'remove-top:after';
       expect(await exists(chain.top), 'top is removed only by remove-top').to.equal(!topGone);
