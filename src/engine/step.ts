@@ -6,11 +6,11 @@ export type Facts = Record<string, unknown>;
 
 /**
  * How one run of a step is journaled. durable: "started" is written before it acts and "done" after (a crash between
- * leaves a record that recovery probes). quiet: this run only reads or has nothing to do, so it is recorded as done
- * with the next durable write. repeatable: it changes something, but running it again mends a crash anywhere in it,
- * and nothing needs its record before the next step's write: recorded as quiet. idle: this run has nothing to do (it
- * neither reads nor writes): recorded as quiet, and the "done" of a step before it may wait past it for the next
- * durable write, since a crash inside an idle step costs no work that a run would have to do again.
+ * leaves a record that recovery probes). quiet: this run only reads, so it is recorded as done with the next durable
+ * write. repeatable: it changes something, but running it again mends a crash anywhere in it, and nothing needs its
+ * record before the next step's write: recorded as quiet. idle: this run has nothing to do (it neither reads nor
+ * writes): recorded as quiet, and the "done" of a durable step before it may wait past it for the next durable write
+ * (a crash in that moment only runs that step again).
  */
 export type Journaling = 'durable' | 'quiet' | 'repeatable' | 'idle';
 
