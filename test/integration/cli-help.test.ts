@@ -1,9 +1,8 @@
 // `volmerge <command> --help` as the installed bin prints it, wrapped to 110 columns: every description whole, no word
 // cut in two at a line's end (yargs' ES module build did that: "r" / "ebase").
 import { expect } from 'chai';
-import { execa } from 'execa';
 import { walkProgram, type ManCommand } from '../../scripts/man/walk.js';
-import { CLI } from '../helpers/cli.js';
+import { volmerge } from '../helpers/cli.js';
 
 /** Text with every run of whitespace made one space, as wrapping only moves where lines break. */
 function flat(text: string): string {
@@ -12,7 +11,7 @@ function flat(text: string): string {
 
 /** The bin's help for a command, as a pipe sees it (no terminal: 110 columns). */
 async function helpOf(command: ManCommand): Promise<string> {
-  const run = await execa(process.execPath, [CLI, command.name, '--help'], { reject: false });
+  const run = await volmerge([command.name, '--help']);
   expect(run.exitCode, run.stderr).to.equal(0);
   return run.stdout;
 }
