@@ -48,10 +48,15 @@ export interface TracedMerge {
   trace: SpawnTrace;
 }
 
-/** Runs `node dist/src/volmerge.cjs merge --top T --base B --json` and returns its run; throws unless it printed status done. */
+/**
+ * Runs `volmerge merge --top T --base B --json` as a shell runs the installed command (the bin file itself, so its
+ * first line decides how node starts; the tracer comes in through NODE_OPTIONS) and returns its run; throws unless it
+ * printed status done.
+ */
 export async function plainMerge(build: Build, top: string, base: string, stateDir: string, env: Record<string, string> = {}): Promise<Timed> {
-  const wall = await exec([...(env.VOLMERGE_BENCH_TRACE ? ['node', '--require', build.tracer] : ['node']), build.cli, 'merge', '--top', top, '--base', base, '--json'], {
-    env: { VOLMERGE_STATE_DIR: stateDir, VOLMERGE_LOCK_DIR: `${stateDir}-locks`, ...env },
+  const traced: Record<string, string> = env.VOLMERGE_BENCH_TRACE ? { NODE_OPTIONS: `--require ${build.tracer}` } : {};
+  const wall = await exec([build.cli, 'merge', '--top', top, '--base', base, '--json'], {
+    env: { VOLMERGE_STATE_DIR: stateDir, VOLMERGE_LOCK_DIR: `${stateDir}-locks`, ...traced, ...env },
   });
   let status = '';
   try {

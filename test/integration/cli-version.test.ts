@@ -21,4 +21,14 @@ describe('volmerge --version', function () {
     expect(run.exitCode, run.stderr).to.equal(0);
     expect(run.stdout.trim()).to.equal(version);
   });
+
+  it('starts without loading NODE_EXTRA_CA_CERTS, which node would parse before the first line runs', async () => {
+    // A bundle node cannot read makes node warn at start-up; the command's own line drops the variable first.
+    const missing = join(dir, 'no-such-ca-bundle.pem');
+    const run = await execa(CLI, ['--version'], { cwd: '/', reject: false, env: { NODE_EXTRA_CA_CERTS: missing } });
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stderr).not.to.include(missing);
+    const plain = await execa('node', [CLI, '--version'], { cwd: '/', reject: false, env: { NODE_EXTRA_CA_CERTS: missing } });
+    expect(plain.stderr, 'node itself warns about the missing bundle (else this test could not fail)').to.include(missing);
+  });
 });
