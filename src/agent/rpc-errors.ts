@@ -18,6 +18,7 @@ export const RPC = {
  * lib/vdsm/storage/exception.py): an engine maps these to its own error table.
  */
 export const VDSM_CODES: Partial<Record<ErrorCode, number>> = {
+  'vm-gone': 1, // NoSuchVM: vdsm answers so for a VM that does not run on the host
   'no-such-job': 66, // NoSuchJob
   'job-not-finished': 68, // JobNotDone
   'job-exists': 69, // JobExists

@@ -45,7 +45,11 @@ async function vmTarget(params: VmMergeParams, services: VmMergeServices): Promi
       throw new VolmergeError('unsupported', `VM.merge of VM ${params.vmID}: drop_inconsistent is not built for merges through libvirt; stop the domain and merge cold (SDM.merge) with drop_inconsistent`);
     }
     // Asked now, so that an unknown or stopped domain is refused at once, with no job: readDomain names it and the URI.
-    const facts = await readDomain({ domain: params.vmID, uri: libvirt.uri });
+    const facts = await readDomain({ domain: params.vmID, uri: libvirt.uri }).catch((error: unknown) => {
+      // vdsm answers NoSuchVM for any VM it does not run, unknown or stopped: the engine reads both as that one code.
+      if (error instanceof VolmergeError && error.code === 'not-found') throw new VolmergeError('vm-gone', `VM.merge of VM ${params.vmID}: ${error.message}`);
+      throw error;
+    });
     if (!facts.running) {
       throw new VolmergeError('vm-gone', `VM.merge of VM ${params.vmID}: domain ${facts.name} (libvirt at ${describeUri(libvirt.uri)}) is not running; merge with SDM.merge once it is shut off`);
     }

@@ -140,7 +140,7 @@ describe('agent: VM.merge through libvirt (--libvirt)', function () {
     const before = await checksums([chain.base, chain.top]);
     const cases: [string[], Record<string, unknown>, string, RegExp][] = [
       [[], params, 'unsupported', /this agent runs no live merges; start it with --libvirt \[URI\]/],
-      [['--libvirt', uri], { ...params, vmID: randomUUID() }, 'not-found', /has no such domain/],
+      [['--libvirt', uri], { ...params, vmID: randomUUID() }, 'vm-gone', /has no such domain/],
       [['--libvirt', uri], { ...params, drop_inconsistent: true }, 'unsupported', /drop_inconsistent is not built for merges through libvirt/],
     ];
     for (const [args, call, name, pattern] of cases) {
@@ -148,6 +148,7 @@ describe('agent: VM.merge through libvirt (--libvirt)', function () {
       const reply = await agent.client.call('VM.merge', call);
       const error = 'error' in reply ? reply.error : undefined;
       expect(error?.data?.name, JSON.stringify(reply)).to.equal(name);
+      if (name === 'vm-gone') expect(error?.code, "vdsm's NoSuchVM, as vdsm answers for a VM it does not run").to.equal(1);
       expect(error?.message).to.match(pattern);
       expect(await agent.jobs(), 'no job added').to.deep.equal({});
       await agent.stop();

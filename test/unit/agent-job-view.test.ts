@@ -59,6 +59,7 @@ describe('agent job view (vdsm HostJobInfo)', () => {
 
   it("gives an error vdsm's number where vdsm has the same error, volmerge's own in 3100-3199, and 100 otherwise", () => {
     const expected: Partial<Record<ErrorCode, number>> = {
+      'vm-gone': 1,
       'no-such-job': 66,
       'job-not-finished': 68,
       'job-exists': 69,
