@@ -2,6 +2,7 @@
 // written in turn, so that a write cut short leaves the other one whole, then an area holding the bitmap backup files.
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { readFully } from '../os/read-range.js';
 
 /** Each journal slot: a 512-byte header line, then the journal's JSON. */
 export const SLOT_SIZE = 1024 * 1024;
@@ -55,17 +56,6 @@ function parseHeader(buffer: Buffer): Record<string, unknown> | undefined {
   }
 }
 
-async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buffer.subarray(0, done);
-}
-
 async function writeAt(handle: FileHandle, offset: number, data: Buffer): Promise<void> {
   let done = 0;
   while (done < data.length) {
@@ -81,11 +71,11 @@ export async function clearJobLv(handle: FileHandle): Promise<void> {
 }
 
 async function readSlot(handle: FileHandle, index: number): Promise<SlotRead | undefined> {
-  const head = parseHeader(await readAt(handle, index * SLOT_SIZE, HEADER_SIZE));
+  const head = parseHeader(await readFully(handle, index * SLOT_SIZE, HEADER_SIZE));
   if (!head || head.magic !== SLOT_MAGIC || head.version !== 1) return undefined;
   const { seq, length, sha256: sum } = head;
   if (typeof seq !== 'number' || typeof length !== 'number' || typeof sum !== 'string' || length > SLOT_SIZE - HEADER_SIZE) return undefined;
-  const body = await readAt(handle, index * SLOT_SIZE + HEADER_SIZE, length);
+  const body = await readFully(handle, index * SLOT_SIZE + HEADER_SIZE, length);
   if (body.length !== length || sha256(body) !== sum) return undefined;
   return { text: body.toString('utf8'), seq };
 }
@@ -129,11 +119,11 @@ export async function writeBackupArea(handle: FileHandle, files: readonly { name
 
 /** Reads the backup files back, each checked against its checksum; an empty list when no backup was written. */
 export async function readBackupArea(handle: FileHandle): Promise<{ name: string; data: Buffer }[]> {
-  const head = parseHeader(await readAt(handle, BACKUP_OFFSET, INDEX_SIZE));
+  const head = parseHeader(await readFully(handle, BACKUP_OFFSET, INDEX_SIZE));
   if (!head || head.magic !== INDEX_MAGIC || head.version !== 1 || !Array.isArray(head.files)) return [];
   const files: { name: string; data: Buffer }[] = [];
   for (const entry of head.files as BackupEntry[]) {
-    const data = await readAt(handle, entry.offset, entry.length);
+    const data = await readFully(handle, entry.offset, entry.length);
     if (data.length !== entry.length || sha256(data) !== entry.sha256) {
       throw new Error(`backup file ${entry.name} at offset ${entry.offset} does not match its checksum`);
     }

@@ -1,10 +1,11 @@
 // Reads the headers of the whole backing chain below top before any qemu-img opens it, and refuses what would make
 // qemu-img open something else than the chain's own volumes: external data files, backing names that are not plain
 // paths (json:, nbd:, http:...), encryption, a missing backing format (qemu would probe it from the bytes), a loop.
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { VolmergeError } from '../errors.js';
-import { declaredClusterSize, HeaderError, MAX_HEADER_BYTES, parseQcow2Header, type Qcow2Header } from '../qemu/qcow2-header.js';
+import { HeaderError, parseQcow2Header, type Qcow2Header } from '../qemu/qcow2-header.js';
+import { readHeaderBytes } from '../qemu/qcow2-header-bytes.js';
 
 /** The formats volmerge merges: qcow2 volumes over a qcow2 or raw base. */
 export type ImageFormat = 'qcow2' | 'raw';
@@ -21,30 +22,6 @@ export interface GuardedImage {
 
 /** The deepest chain volmerge follows. */
 const MAX_CHAIN_LENGTH = 256;
-
-async function readStart(path: string, bytes: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    let done = 0;
-    while (done < bytes) {
-      const { bytesRead } = await handle.read(buffer, done, bytes - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return buffer.subarray(0, done);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Reads an image's first cluster (the header, its extensions and the backing name live there). */
-export async function readHeaderBytes(path: string): Promise<Buffer> {
-  const first = await readStart(path, 4096);
-  const clusterSize = declaredClusterSize(first);
-  if (clusterSize === undefined || clusterSize <= first.length) return first;
-  return readStart(path, Math.min(clusterSize, MAX_HEADER_BYTES));
-}
 
 function refuse(role: string, path: string, reason: string, fix: string): VolmergeError {
   return new VolmergeError('unsupported-image', `${role} ${path} ${reason}; volmerge does not open such an image${fix ? `: ${fix}` : ''}`);

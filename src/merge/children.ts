@@ -8,7 +8,8 @@ import { readInfo } from '../qemu/queries.js';
 import type { ImageInfo } from '../qemu/types.js';
 import { listLvs } from '../storage/lvm.js';
 import type { Volume } from '../storage/volume.js';
-import { assertPlainQcow2, isPlainPath, readHeaderBytes } from './chain-guard.js';
+import { readHeaderBytes } from '../qemu/qcow2-header-bytes.js';
+import { assertPlainQcow2, isPlainPath } from './chain-guard.js';
 
 /** Reads a volume's qcow2 header without qemu; undefined when it is not qcow2 (only qcow2 volumes have a backing file here). */
 async function headerOf(path: string): Promise<Qcow2Header | undefined> {

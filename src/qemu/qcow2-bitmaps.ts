@@ -2,9 +2,10 @@
 // its header and bitmap directory, the way qemu loads them, without starting a qemu-img: the re-reads that prove a step
 // left no bitmap in-use cost a file read instead of a process. Entries are checked as qemu checks them; an image whose
 // directory qemu would refuse is refused here too.
-import { open } from 'node:fs/promises';
 import { VolmergeError } from '../errors.js';
-import { declaredClusterSize, HeaderError, MAX_HEADER_BYTES, parseQcow2Header } from './qcow2-header.js';
+import { readRange } from '../os/read-range.js';
+import { HeaderError, parseQcow2Header } from './qcow2-header.js';
+import { readHeaderBytes } from './qcow2-header-bytes.js';
 import type { BitmapInfo } from './types.js';
 
 /** qemu's limits: 65535 bitmaps of at most 1023-byte names, so a directory of at most 64 MiB. */
@@ -14,23 +15,6 @@ const FLAG_IN_USE = 1;
 const FLAG_AUTO = 2;
 const KNOWN_FLAGS = FLAG_IN_USE | FLAG_AUTO;
 const TYPE_DIRTY_TRACKING = 1;
-
-/** Reads length bytes at offset (fewer at the end of the file). */
-async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return buffer.subarray(0, done);
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Parses a bitmap directory of count entries; throws HeaderError where qemu's bitmap_list_load would fail. */
 export function parseBitmapDirectory(directory: Buffer, count: number, clusterSize: number): BitmapInfo[] {
@@ -70,10 +54,7 @@ export function parseBitmapDirectory(directory: Buffer, count: number, clusterSi
  */
 export async function readDiskBitmaps(path: string, role: string): Promise<BitmapInfo[]> {
   try {
-    const first = await readRange(path, 0, 4096);
-    const clusterSize = declaredClusterSize(first) ?? 4096;
-    const headerBytes = clusterSize > first.length && first.length === 4096 ? await readRange(path, 0, Math.min(clusterSize, MAX_HEADER_BYTES)) : first;
-    const header = parseQcow2Header(headerBytes);
+    const header = parseQcow2Header(await readHeaderBytes(path));
     const location = header.bitmapDirectory;
     if (!location || !header.bitmapsAutoclear || location.count === 0) return [];
     if (location.size > MAX_DIRECTORY_BYTES || location.offset % header.clusterSize !== 0) {
